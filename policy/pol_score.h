@@ -1,0 +1,34 @@
+/* pol_score: which box serves this client and object, or why none can.
+ * Eligibility (status, heartbeat age, good heartbeats, utilization, ttfb) comes from
+ * pol_sla; among eligible boxes the best proximity class wins, then the lowest
+ * utilization bucket, then the highest rendezvous hash of (object, box).
+ * Pure: no I/O, no clock, no allocation. */
+#ifndef ECHOS_POLICY_POL_SCORE_H
+#define ECHOS_POLICY_POL_SCORE_H
+
+#include "pol_types.h"
+
+/* Borrows boxes and client for the call. Fills *out; returns 0 when a box was chosen,
+ * 1 when the answer is the origin (out->miss says why). */
+int pol_score_choose(const struct pol_box *boxes, size_t n, const struct pol_client *c,
+                     uint64_t obj_hash, const struct pol_sla *sla, int64_t now_ms,
+                     struct pol_choice *out);
+
+/* The proximity class of box for client (POL_CLASS_ANY when nothing closer matches). */
+enum pol_class pol_score_class(const struct pol_box *b, const struct pol_client *c,
+                               double max_distance_km);
+
+/* Is this box eligible under sla at now_ms? Returns 1, or 0 with *why set. */
+int pol_sla_eligible(const struct pol_box *b, const struct pol_sla *sla, int64_t now_ms,
+                     enum pol_miss *why);
+
+const char *pol_miss_name(enum pol_miss m);   /* "no_box_in_reach", ... */
+const char *pol_class_name(enum pol_class c); /* "pop", "asn", "geo", "any" */
+int pol_class_parse(const char *s, enum pol_class *out); /* 0 or -1 */
+
+/* Hashes: 64-bit, stable across runs and machines. */
+uint64_t pol_hash_bytes(const void *p, size_t n);
+uint64_t pol_rendezvous(uint64_t obj_hash, uint64_t box_hash);
+double pol_haversine_km(double lat1, double lon1, double lat2, double lon2);
+
+#endif
