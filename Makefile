@@ -85,7 +85,7 @@ check: all
 	@$(MAKE) --no-print-directory integration
 
 demo: all
-	@sh tools/demo.sh $(if $(ONCE),--once)
+	@bash tools/demo.sh $(if $(ONCE),--once)
 
 bench: all
 	@for b in bench/*.sh; do sh $$b || exit 1; done

@@ -1,0 +1,187 @@
+/* echos-policy: the control-plane daemon. For now it keeps the shared state tidy: every
+ * interval it removes boxes whose last heartbeat is older than registry.max_age from the
+ * registry index (docs/redis.md) and logs the box count. Placement and the dashboard
+ * build on this loop. It owns its event loop and one Redis link. */
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ec_cfg.h"
+#include "ec_err.h"
+#include "ec_log.h"
+#include "ec_redis.h"
+#include "ec_time.h"
+
+#define PROG "echos-policy"
+
+struct pold_conf {
+	char *redis_addr;
+	int64_t interval_ms;
+	int64_t registry_max_age_ms;
+	int log_level;
+};
+
+static const struct ec_cfg_opt pold_opts[] = {
+	{ "redis.addr", EC_CFG_ADDR, offsetof(struct pold_conf, redis_addr), "127.0.0.1:6379",
+	  0, 0, "Redis holding the shared state" },
+	{ "interval", EC_CFG_DURATION, offsetof(struct pold_conf, interval_ms), "5s", 100,
+	  3600000, "how often the control loop runs" },
+	{ "registry.max_age", EC_CFG_DURATION,
+	  offsetof(struct pold_conf, registry_max_age_ms), "1h", 1000, 0,
+	  "boxes silent for longer leave the registry index" },
+	{ "log.level", EC_CFG_LEVEL, offsetof(struct pold_conf, log_level), "info", 0, 0,
+	  "debug, info, warn or error" },
+	{ NULL, 0, 0, NULL, 0, 0, NULL },
+};
+
+struct pold {
+	struct pold_conf conf;
+	struct event_base *base;
+	struct ec_redis *redis;
+	struct event *tick;
+	struct event *sigterm, *sigint;
+	long long last_boxes;
+};
+
+static void on_prune_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+		ec_log_info("registry: removed %lld silent boxes", reply->integer);
+}
+
+static void on_count_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct pold *p = arg;
+
+	if (!reply || reply->type != REDIS_REPLY_INTEGER)
+		return;
+	if (reply->integer != p->last_boxes)
+		ec_log_info("registry: %lld boxes", reply->integer);
+	p->last_boxes = reply->integer;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct pold *p = arg;
+	long long cutoff = (long long)(ec_wall_ms() - p->conf.registry_max_age_ms);
+
+	if (!ec_redis_is_up(p->redis))
+		return; /* the link logs its own state; the next tick tries again */
+	ec_redis_command(p->redis, on_prune_reply, p,
+	                 "ZREMRANGEBYSCORE echos:{boxes} -inf %lld", cutoff);
+	ec_redis_command(p->redis, on_count_reply, p, "ZCARD echos:{boxes}");
+}
+
+static void on_redis_state(struct ec_redis *r, enum ec_redis_state state, void *arg)
+{
+	struct pold *p = arg;
+
+	if (state == EC_REDIS_UP)
+		ec_log_info("redis %s: connected", p->conf.redis_addr);
+	else if (state == EC_REDIS_DOWN)
+		ec_log_warn("redis %s: down; control loop paused, reconnecting",
+		            p->conf.redis_addr);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct pold *p = arg;
+
+	ec_log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(p->base, NULL);
+}
+
+static int pold_init(struct pold *p)
+{
+	struct ec_redis_opts ro;
+	char host[256];
+	int port;
+	struct timeval tv;
+
+	p->base = event_base_new();
+	if (!p->base) {
+		ec_log_err("cannot create the event loop");
+		return -1;
+	}
+	if (ec_addr_split(p->conf.redis_addr, host, sizeof host, &port) != 0) {
+		ec_log_err("redis.addr: cannot parse \"%s\"", p->conf.redis_addr);
+		return -1;
+	}
+	memset(&ro, 0, sizeof ro);
+	ro.host = host;
+	ro.port = port;
+	ro.name = p->conf.redis_addr;
+	p->redis = ec_redis_new(p->base, &ro, on_redis_state, p);
+	p->tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
+	p->sigterm = evsignal_new(p->base, SIGTERM, on_stop_signal, p);
+	p->sigint = evsignal_new(p->base, SIGINT, on_stop_signal, p);
+	if (!p->redis || !p->tick || !p->sigterm || !p->sigint) {
+		ec_log_err("out of memory at start");
+		return -1;
+	}
+	tv.tv_sec = p->conf.interval_ms / 1000;
+	tv.tv_usec = (p->conf.interval_ms % 1000) * 1000;
+	event_add(p->tick, &tv);
+	event_add(p->sigterm, NULL);
+	event_add(p->sigint, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	p->last_boxes = -1;
+	return 0;
+}
+
+static void pold_fini(struct pold *p)
+{
+	if (p->tick)
+		event_free(p->tick);
+	if (p->sigterm)
+		event_free(p->sigterm);
+	if (p->sigint)
+		event_free(p->sigint);
+	ec_redis_free(p->redis);
+	if (p->base)
+		event_base_free(p->base);
+	ec_cfg_fini(pold_opts, &p->conf);
+}
+
+int main(int argc, char **argv)
+{
+	struct ec_args args;
+	struct pold p;
+	char err[4096];
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	if (ec_args_parse(argc, argv, &args, err, sizeof err) != 0)
+		return ec_exit_usage(PROG, err);
+	if (args.show_help) {
+		ec_args_usage(stdout, PROG, "the echos control-plane daemon", pold_opts);
+		return 0;
+	}
+	if (args.show_version) {
+		printf(PROG " " EC_VERSION "\n");
+		return 0;
+	}
+	if (ec_cfg_load_all(pold_opts, &p.conf, &args, err, sizeof err) != 0) {
+		ec_cfg_fini(pold_opts, &p.conf);
+		return ec_exit_usage(PROG, err);
+	}
+	if (args.test_only) {
+		printf("%s: configuration ok\n", args.conf_path ? args.conf_path : "(defaults)");
+		ec_cfg_fini(pold_opts, &p.conf);
+		return 0;
+	}
+	ec_log_open(PROG, (enum ec_log_level)p.conf.log_level);
+	if (pold_init(&p) != 0) {
+		pold_fini(&p);
+		return EXIT_FAILURE;
+	}
+	ec_log_info("started; redis %s, every %lld ms", p.conf.redis_addr,
+	            (long long)p.conf.interval_ms);
+	rc = event_base_dispatch(p.base);
+	pold_fini(&p);
+	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
