@@ -88,8 +88,14 @@ int ec_cfg_load_all(const struct ec_cfg_opt *opts, void *conf, const struct ec_a
 void ec_args_usage(FILE *out, const char *prog, const char *summary,
                    const struct ec_cfg_opt *opts);
 
-/* Prints "prog: msg" to stderr and returns 2 (usage or config error exit code). */
+/* Prints "prog: msg" to stderr and returns 2 (usage or config error exit code).
+ * A multi-line msg (every config problem) gets "prog: " before each line. */
 int ec_exit_usage(const char *prog, const char *msg);
+/* The same for configuration problems (exit code 2 as well); reads better in main(). */
+int ec_exit_config(const char *prog, const char *msg);
+
+/* Limits of the file format: longest line, and longest value echoed in a message. */
+#define EC_CFG_LINE_MAX 4096
 
 #define EC_VERSION "0.1.0"
 

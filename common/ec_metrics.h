@@ -16,6 +16,7 @@ struct ec_metric {
 	unsigned magic;
 	int kind;
 	const char *name_;
+	const char *help_;
 	char *labels_;
 	double (*fn_)(void *);
 	void *fn_arg_;
@@ -34,8 +35,10 @@ void ec_metrics_free(struct ec_metrics *m);
 
 /* Registers a series. `name` and `help` are borrowed (use literals); `labels` is copied,
  * written as in the exposition without braces: "reason=\"stale\",proto=\"h2\"" or NULL.
- * Series with the same name share one HELP/TYPE block. Returns a pointer owned by the
- * registry (valid until ec_metrics_free), or NULL on allocation failure. */
+ * Series with the same name share one HELP/TYPE block; registering the same name and
+ * labels again returns the existing series. Returns a pointer owned by the registry (valid
+ * until ec_metrics_free), or NULL on allocation failure or malformed labels (values must
+ * be escaped: see ec_metrics_escape_label). */
 struct ec_metric *ec_metrics_counter(struct ec_metrics *m, const char *name,
                                      const char *help, const char *labels);
 struct ec_metric *ec_metrics_gauge(struct ec_metrics *m, const char *name,
@@ -54,6 +57,11 @@ static inline void ec_metric_inc(struct ec_metric *c) { if (c) c->value += 1; }
 static inline void ec_metric_set(struct ec_metric *g, double v) { if (g) g->value = v; }
 void ec_metric_add_atomic(struct ec_metric *c, double v);
 void ec_hist_observe(struct ec_metric *h, double v);
+
+/* Escapes a label value for the exposition (backslash, double quote, newline) into out,
+ * NUL-terminated, truncated to outlen. Returns the length the whole escaped value needs
+ * (like snprintf), so a result >= outlen means it was cut. */
+size_t ec_metrics_escape_label(const char *value, char *out, size_t outlen);
 
 /* Renders the whole registry. Returns a NUL-terminated heap string owned by the caller
  * (free()), with its length in *len, or NULL on allocation failure. */

@@ -36,11 +36,16 @@ struct ec_redis_opts {
 	const char *name;           /* for log lines, e.g. "redis 127.0.0.1:6379"; copied */
 };
 
-/* Returns a new link owned by the caller (free with ec_redis_free) and starts connecting.
+/* Returns a new link owned by the caller (free with ec_redis_free). It starts in DOWN and
+ * connects from the event loop (no callback runs inside ec_redis_new). The host should
+ * be a numeric address: hiredis resolves names with a blocking getaddrinfo().
  * `base` is borrowed and must outlive the link. NULL on allocation failure. */
 struct ec_redis *ec_redis_new(struct event_base *base, const struct ec_redis_opts *o,
                               ec_redis_state_cb on_state, void *state_arg);
-/* Disconnects; pending callbacks are called with reply NULL. NULL is a no-op. */
+/* Disconnects; pending callbacks are called with reply NULL (each exactly once, as for
+ * every other drop of the link). NULL is a no-op. Safe to call from inside any callback
+ * of this link (reply or state): the memory is released when the outermost callback
+ * returns; after the call, commands on r are not allowed. */
 void ec_redis_free(struct ec_redis *r);
 
 enum ec_redis_state ec_redis_state(const struct ec_redis *r);
@@ -51,6 +56,14 @@ static inline int ec_redis_is_up(const struct ec_redis *r) { return ec_redis_sta
 int ec_redis_command(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, const char *fmt, ...);
 int ec_redis_commandv(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, int argc,
                       const char **argv, const size_t *argvlen);
+
+/* Why the link last went down ("connection refused", "command timed out after 2000ms"),
+ * and in how many ms the next attempt is due (while DOWN), for the caller's log line.
+ * With on_state == NULL, ec_redis logs state changes itself. */
+const char *ec_redis_last_error(const struct ec_redis *r);
+int64_t ec_redis_retry_in_ms(const struct ec_redis *r);
+/* The link's name for log lines ("redis 127.0.0.1:6379" unless opts->name was given). */
+const char *ec_redis_name(const struct ec_redis *r);
 
 /* Counters for metrics. */
 uint64_t ec_redis_dropped(const struct ec_redis *r);    /* commands refused or lost */

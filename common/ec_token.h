@@ -17,6 +17,8 @@
 #define EC_TOKEN_BOX_MAX 63
 #define EC_TOKEN_MAX_LEN 256   /* longest token text accepted */
 #define EC_TOKEN_MAX_KEYS 8
+#define EC_TOKEN_MASTER_MAX 64 /* longest master key, bytes */
+#define EC_TOKEN_PATH_MAX 4096 /* longest request path a token can cover */
 
 enum ec_token_scope {
 	EC_TOKEN_SCOPE_EXACT = 0,
@@ -36,7 +38,8 @@ struct ec_token_claims {
 
 struct ec_token_key {
 	uint32_t kid;
-	uint8_t key[EC_TOKEN_KEY_LEN];
+	uint8_t key[EC_TOKEN_MASTER_MAX]; /* the first `len` bytes are the key */
+	size_t len;                       /* 32 for a box key; 16..64 for a master key */
 };
 
 struct ec_token_keyring {
@@ -56,6 +59,25 @@ const struct ec_token_key *ec_token_keyring_find(const struct ec_token_keyring *
 int ec_token_derive_box_key(const uint8_t *master, size_t master_len, const char *box_id,
                             uint8_t out[EC_TOKEN_KEY_LEN]);
 
+/* Fills `out` with the box keys of box_id derived from every master key in `masters`,
+ * same key ids. Returns 0 or EC_EINVAL (bad box id). */
+int ec_token_keyring_derive(const struct ec_token_keyring *masters, const char *box_id,
+                            struct ec_token_keyring *out);
+
+/* RFC 5869 HKDF with SHA-256 (extract then expand). Returns 0 or EC_EINVAL. */
+int ec_token_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+                         size_t ikm_len, const uint8_t *info, size_t info_len, uint8_t *out,
+                         size_t out_len);
+
+/* Returns 1 if box_id is 1..63 characters of [A-Za-z0-9._-], else 0. */
+int ec_token_box_id_valid(const char *box_id);
+
+/* Checks that a request path is absolute and normalized, the rule tokens are signed and
+ * verified under: refuses NUL and control bytes, backslashes, "//", "..", "." segments,
+ * '%' not followed by two hex digits, and encoded dots, slashes, backslashes and NULs
+ * ("%2e", "%2f", "%5c", "%00"). Returns 0, or EC_EINVAL with *why set to a reason. */
+int ec_token_path_check(const char *path, size_t path_len, const char **why);
+
 /* Returns the scope path for `path` and claims: the whole path (EXACT) or its first N
  * segments with the trailing '/' (PREFIX). Writes at most outlen bytes including NUL.
  * Returns the length, or EC_EINVAL if the path has fewer segments or is not absolute. */
@@ -74,8 +96,10 @@ int ec_token_parse(const char *tok, size_t tok_len, struct ec_token_claims *out,
                    char *err, size_t errlen);
 
 /* Verifies a token for a request to box `box_id` for `path` from `client` (may be NULL
- * when the token carries no net) at now_s, with the box's derived keys in kr.
- * Compares MACs in constant time. Returns 0, or EC_EINVAL (malformed), EC_ENOENT (unknown
+ * when the token carries no net) at now_s, with the box's derived keys in kr (entries
+ * that are not 32 bytes long are never used). `path` must pass ec_token_path_check.
+ * Compares MACs in constant time. Returns 0, or EC_EINVAL (malformed token or path),
+ * EC_ENOENT (unknown
  * key id), EC_EBADSIG (bad signature), EC_EEXPIRED, EC_ESTATE (other box, path out of
  * scope, client outside net); err gets a one-line reason like "token expired". */
 int ec_token_verify(const struct ec_token_keyring *kr, const char *tok, size_t tok_len,

@@ -31,7 +31,7 @@ static const struct ec_cfg_opt pold_opts[] = {
 	{ "interval", EC_CFG_DURATION, offsetof(struct pold_conf, interval_ms), "5s", 100,
 	  3600000, "how often the control loop runs" },
 	{ "registry.max_age", EC_CFG_DURATION,
-	  offsetof(struct pold_conf, registry_max_age_ms), "1h", 1000, 0,
+	  offsetof(struct pold_conf, registry_max_age_ms), "1h", 1000, 2592000000.0,
 	  "boxes silent for longer leave the registry index" },
 	{ "log.level", EC_CFG_LEVEL, offsetof(struct pold_conf, log_level), "info", 0, 0,
 	  "debug, info, warn or error" },
