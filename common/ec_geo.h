@@ -23,11 +23,17 @@ struct ec_geo_loc {
  * but whose metadata or search tree is invalid is refused here where libmaxminddb can tell. */
 struct ec_geo *ec_geo_open(const char *city_path, const char *asn_path, char *err,
                            size_t errlen);
+/* The same with flags. EC_GEO_ANY_TYPE skips the database_type check (for tools and
+ * tests that open arbitrary MaxMind DB files); every other check still runs. */
+#define EC_GEO_ANY_TYPE 0x1u
+struct ec_geo *ec_geo_open_flags(const char *city_path, const char *asn_path,
+                                 unsigned flags, char *err, size_t errlen);
 void ec_geo_free(struct ec_geo *g);
 
 /* Looks the address up. Returns 0 (out filled, fields unknown left zero), EC_ENOENT (no
  * entry in either database) or EC_EIO (database corrupt at this entry: counted, logged
- * by the caller). Never crashes on corrupt data. */
+ * by the caller; out keeps what the other database gave). IPv4-mapped IPv6 addresses
+ * are looked up as IPv4. Never crashes on corrupt data. */
 int ec_geo_lookup(const struct ec_geo *g, const struct sockaddr *sa, struct ec_geo_loc *out);
 uint64_t ec_geo_errors(const struct ec_geo *g); /* lookups that hit corrupt data */
 

@@ -35,6 +35,7 @@ void ec_topo_free(struct ec_topo *t);
  * NULL when no prefix covers the address. IPv4-mapped IPv6 addresses match IPv4 entries. */
 const struct ec_topo_loc *ec_topo_lookup(const struct ec_topo *t, const struct sockaddr *sa);
 size_t ec_topo_count(const struct ec_topo *t); /* prefixes loaded */
+size_t ec_topo_mem_bytes(const struct ec_topo *t); /* bytes held by the loaded table */
 
 /* The hash used for PoP and region names everywhere (64-bit FNV-1a); never 0. */
 uint64_t ec_topo_name_hash(const char *name, size_t len);

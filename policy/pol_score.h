@@ -8,8 +8,17 @@
 
 #include "pol_types.h"
 
+/* Utilization buckets within a class: boxes whose load (with the new viewer) falls in
+ * the same quarter of their uplink are equals, and rendezvous decides among them. */
+#define POL_SCORE_UTIL_BUCKETS 4
+
 /* Borrows boxes and client for the call. Fills *out; returns 0 when a box was chosen,
- * 1 when the answer is the origin (out->miss says why). */
+ * 1 when the answer is the origin (out->miss says why, out->cls is then POL_CLASS_ANY).
+ * out->alt is the next-best eligible box in reach, or -1. With nothing eligible, the
+ * reason is the first that holds: no_box (n == 0, or no box UP with enough good
+ * heartbeats), no_box_in_reach (none of those within sla->max_class), state_stale
+ * (all of those in reach are stale), all_over_capacity (any in reach is full), else
+ * sla_ttfb. One linear pass over the table; see docs/policy.md. */
 int pol_score_choose(const struct pol_box *boxes, size_t n, const struct pol_client *c,
                      uint64_t obj_hash, const struct pol_sla *sla, int64_t now_ms,
                      struct pol_choice *out);
