@@ -1,0 +1,202 @@
+/* edge: the echos-edge daemon's shared types and module entry points (conf, serve, fill,
+ * heartbeat). The store (edge_store.h) and the precondition logic (edge_cond.h) have their
+ * own headers because they stand alone; everything else meets here.
+ * Owns nothing itself: each struct says who owns its pointers. */
+#ifndef ECHOS_EDGE_EDGE_H
+#define ECHOS_EDGE_EDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ec_cfg.h"
+#include "ec_http.h"
+#include "ec_token.h"
+#include "edge_store.h"
+
+struct event;
+struct event_base;
+struct ec_metrics;
+struct ec_metric;
+struct ec_redis;
+struct edge_fills;
+
+/* --- configuration (edge_conf.c) ------------------------------------------------------ */
+
+struct edge_conf {
+	char *box_id;               /* required, [A-Za-z0-9._-]{1,63} */
+	char *box_url;              /* required: base URL viewers are redirected to */
+	char *box_pop;
+	char *box_region;
+	char *box_lat;              /* text as configured ("" unset), checked as a number */
+	char *box_lon;
+	int64_t box_asn;            /* 0: unknown */
+	uint64_t box_uplink_bps;    /* provisioned uplink share, bits/s */
+	struct ec_cfg_list listen;  /* plain listeners: HTTP/1.1 + h2c */
+	struct ec_cfg_list listen_tls;
+	char *tls_cert;
+	char *tls_key;
+	char *admin_listen;         /* plain listener for /metrics, "" off */
+	char *cache_dir;            /* required */
+	uint64_t cache_max_bytes;
+	char *cache_control;        /* Cache-Control for box responses, "" none */
+	char *shim_url;             /* required: origin-shim base URL, no trailing '/' */
+	int64_t fill_timeout_ms;    /* whole fill */
+	int64_t fill_connect_timeout_ms;
+	int64_t fill_viewer_stall_ms; /* a viewer blocking the fill longer is dropped */
+	int64_t fill_max_inflight;  /* concurrent fills; more → 503 */
+	char *redis_addr;
+	struct ec_cfg_list token_keys; /* "kid:hex" box keys */
+	int64_t heartbeat_interval_ms;
+	int64_t heartbeat_ttl_ms;
+	int64_t max_conns;
+	int64_t drain_timeout_ms;   /* SIGTERM: longest wait for in-flight requests */
+	int log_level;              /* enum ec_log_level */
+
+	/* derived by edge_conf_load, not keys */
+	struct ec_token_keyring keys;
+	char redis_host[256];
+	int redis_port;
+};
+
+extern const struct ec_cfg_opt edge_conf_opts[];
+
+/* Loads defaults, the file and overrides of `args` into conf and checks the result:
+ * required keys, box id syntax, URLs, keys. Every problem goes into err, one per line.
+ * Returns 0 or EC_EINVAL/EC_EIO (conf is then already freed and zeroed). On success conf
+ * owns its strings: edge_conf_fini() frees them. */
+int edge_conf_load(struct edge_conf *conf, const struct ec_args *args, char *err,
+                   size_t errlen);
+void edge_conf_fini(struct edge_conf *conf);
+
+/* --- counters shared by serve, fill, heartbeat and metrics ---------------------------- */
+
+enum edge_acct {                /* accounting deltas flushed to Redis (docs/redis.md) */
+	EDGE_ACCT_BYTES = 0,    /* box.bytes and box.<id>.bytes */
+	EDGE_ACCT_REQS,         /* box.reqs and box.<id>.reqs */
+	EDGE_ACCT_HITS,
+	EDGE_ACCT_MISSES,
+	EDGE_ACCT_FILL_BYTES,
+	EDGE_ACCT_COUNT_
+};
+
+enum edge_result {
+	EDGE_RESULT_HIT = 0,
+	EDGE_RESULT_MISS,
+	EDGE_RESULT_ERROR,
+	EDGE_RESULT_COUNT_
+};
+
+enum edge_reject {             /* token rejections, a bounded label set */
+	EDGE_REJECT_MALFORMED = 0,
+	EDGE_REJECT_UNKNOWN_KEY,
+	EDGE_REJECT_BAD_SIGNATURE,
+	EDGE_REJECT_EXPIRED,
+	EDGE_REJECT_SCOPE,      /* another box, path outside the scope, client outside net */
+	EDGE_REJECT_COUNT_
+};
+
+#define EDGE_CODES_N 13         /* bounded status label set, see serve_code_index() */
+
+struct edge_metrics {
+	struct ec_metric *requests[EDGE_CODES_N][EDGE_RESULT_COUNT_];
+	struct ec_metric *bytes_served;
+	struct ec_metric *fill_bytes;
+	struct ec_metric *digest_mismatch;
+	struct ec_metric *fill_errors;
+	struct ec_metric *cache_write_errors;
+	struct ec_metric *token_rejects[EDGE_REJECT_COUNT_];
+	struct ec_metric *viewers_dropped;
+};
+
+struct edge_stats {
+	uint64_t acct[EDGE_ACCT_COUNT_];  /* since start */
+	uint64_t hits, misses;            /* since start, for the heartbeat */
+	uint64_t egress_bytes;            /* since start, egress_bps is its rate */
+	double ttfb_ms;                   /* EWMA of time to first byte */
+	int has_ttfb;
+};
+
+/* --- the daemon ------------------------------------------------------------------------ */
+
+struct edge_hb;
+
+struct edge_server {
+	unsigned magic;
+	struct edge_conf conf;          /* owned */
+	const struct ec_args *args;     /* borrowed from main, for SIGHUP reloads */
+	struct event_base *base;        /* owned */
+	struct ec_http_server *http;    /* viewer listeners, owned */
+	struct ec_http_server *admin;   /* admin listener, owned, NULL when off */
+	struct ec_metrics *metrics;     /* owned */
+	struct edge_metrics m;          /* series owned by metrics */
+	struct edge_store *store;       /* owned */
+	struct edge_fills *fills;       /* owned */
+	struct ec_redis *redis;         /* owned */
+	struct edge_hb *hb;             /* owned */
+	struct edge_stats stats;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_drain; /* owned */
+	int is_stopping;                /* SIGTERM received: draining before exit */
+	int64_t stop_deadline_ms;       /* monotonic */
+	uint64_t next_req_id;
+};
+
+/* --- serving (edge_serve.c) ------------------------------------------------------------ */
+
+/* Per-request state, hung on req->user. Allocated by the handler, freed in the close
+ * callback only, unless a fill still holds it (then the fill frees it when it lets go). */
+struct edge_reqctx {
+	unsigned magic;
+	struct edge_server *srv;        /* borrowed */
+	struct ec_http_req *req;        /* NULL once the request closed */
+	struct edge_fill *fill;         /* the fill this viewer is attached to, or NULL */
+	struct edge_reqctx *fnext;      /* in the fill's viewer or waiter list */
+	int is_streaming;               /* receives the fill's bytes as they arrive */
+	int is_dropped;                 /* removed from the stream (too slow) */
+	int status;
+	enum edge_result result;
+	uint64_t body_len;              /* body bytes of the response (0 for HEAD) */
+	uint64_t stream_written;        /* streamed body bytes handed to ec_http */
+	char path[EDGE_STORE_PATH_MAX + 1]; /* the object path, token stripped */
+	size_t path_len;
+};
+
+/* The viewer listener's request handler (ec_http_handler). arg: struct edge_server. */
+void edge_serve_handle(struct ec_http_req *req, void *arg);
+/* The admin listener's handler: /metrics only. */
+void edge_serve_admin(struct ec_http_req *req, void *arg);
+/* Serves ctx's object from the store as a hit, or answers 503 if it is not there.
+ * Used by the fill for waiters once the object is committed. */
+void edge_serve_hit_or_503(struct edge_reqctx *ctx);
+/* Answers ctx with a one-line text body and counts it. */
+void edge_serve_text(struct edge_reqctx *ctx, int status, enum edge_result result,
+                     const char *msg);
+/* Counts a response status for metrics and the TTFB average. */
+void edge_serve_count(struct edge_reqctx *ctx, int status, enum edge_result result);
+/* Common response headers (CORS, Accept-Ranges, Cache-Control); returns the count. */
+size_t edge_serve_common_headers(const struct edge_server *srv, struct ec_http_header *h,
+                                 size_t max);
+int edge_serve_metrics_init(struct edge_server *srv);
+
+/* --- fills (edge_fill.c) --------------------------------------------------------------- */
+
+struct edge_fills *edge_fills_new(struct edge_server *srv, char *err, size_t errlen);
+void edge_fills_free(struct edge_fills *f);
+size_t edge_fills_inflight(const struct edge_fills *f);
+/* Handles a miss for ctx: joins the fill in flight for ctx->path or starts one. A plain
+ * GET becomes a streaming viewer of a new fill; joiners, HEAD and range requests wait for
+ * the commit and are then served as hits. Answers ctx itself on every error. */
+void edge_fill_miss(struct edge_fills *f, struct edge_reqctx *ctx, int wants_stream);
+/* Detaches a closing request from its fill (called from the close callback). */
+void edge_fill_viewer_closed(struct edge_reqctx *ctx);
+
+/* --- heartbeat and accounting (edge_hb.c) --------------------------------------------- */
+
+struct edge_hb *edge_hb_new(struct edge_server *srv);
+void edge_hb_free(struct edge_hb *hb);
+/* Sends a heartbeat now (e.g. the last one, with status draining). */
+void edge_hb_beat(struct edge_hb *hb);
+int edge_hb_is_draining(const struct edge_hb *hb);
+/* Adds a finished response to the accounting. */
+void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n);
+
+#endif

@@ -1,0 +1,250 @@
+/* edge_hb: the heartbeat and the offload accounting, one Redis pipeline per interval
+ * (keys in docs/redis.md). Accounting deltas leave the pending totals only when Redis
+ * acknowledged them, so an outage delays counts but loses none. Also reads the drain flag.
+ * Owns its timer and the pending deltas; never blocks and never waits on a reply. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "ec_err.h"
+#include "ec_http.h"
+#include "ec_log.h"
+#include "ec_redis.h"
+#include "ec_time.h"
+#include "edge.h"
+
+#define HB_MAGIC 0x45484254u /* "EHBT" */
+#define ACCT_MINUTE_TTL_S 172800
+
+/* The accounting fields, in the order of acct_fields[]. */
+enum hb_field {
+	HB_BOX_BYTES = 0, HB_BOX_REQS, HB_ID_BYTES, HB_ID_REQS, HB_HITS, HB_MISSES,
+	HB_FILL_BYTES, HB_FIELD_COUNT_
+};
+
+enum hb_bucket { HB_TOTAL = 0, HB_MINUTE, HB_BUCKET_COUNT_ };
+
+struct edge_hb {
+	unsigned magic;
+	struct edge_server *srv;      /* borrowed */
+	struct event *ev_timer;
+	int is_draining;              /* echos:ctl:{id} drain = 1 */
+	char fields[HB_FIELD_COUNT_][EC_TOKEN_BOX_MAX + 32];
+	uint64_t pending[HB_BUCKET_COUNT_][HB_FIELD_COUNT_]; /* not yet acknowledged */
+	uint64_t last_egress_bytes;
+	int64_t last_beat_ms;         /* monotonic */
+	uint64_t egress_bps;
+	int was_up;
+};
+
+/* One HINCRBY in flight: on failure its amount goes back to pending. */
+struct hb_incr {
+	struct edge_hb *hb;
+	enum hb_bucket bucket;
+	enum hb_field field;
+	uint64_t n;
+};
+
+void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n)
+{
+	struct edge_hb *hb = srv->hb;
+	static const int map[EDGE_ACCT_COUNT_][2] = {
+		[EDGE_ACCT_BYTES] = { HB_BOX_BYTES, HB_ID_BYTES },
+		[EDGE_ACCT_REQS] = { HB_BOX_REQS, HB_ID_REQS },
+		[EDGE_ACCT_HITS] = { HB_HITS, -1 },
+		[EDGE_ACCT_MISSES] = { HB_MISSES, -1 },
+		[EDGE_ACCT_FILL_BYTES] = { HB_FILL_BYTES, -1 },
+	};
+
+	srv->stats.acct[what] += n;
+	if (!hb)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (map[what][i] < 0)
+			continue;
+		hb->pending[HB_TOTAL][map[what][i]] += n;
+		hb->pending[HB_MINUTE][map[what][i]] += n;
+	}
+}
+
+static void on_incr_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct hb_incr *in = arg;
+	if (!reply || reply->type != REDIS_REPLY_INTEGER)
+		in->hb->pending[in->bucket][in->field] += in->n; /* next flush retries it */
+	free(in);
+}
+
+static void hb_flush_acct(struct edge_hb *hb, int64_t wall_ms)
+{
+	struct ec_redis *r = hb->srv->redis;
+	char keys[HB_BUCKET_COUNT_][64], num[32];
+	int sent_minute = 0;
+
+	snprintf(keys[HB_TOTAL], sizeof keys[HB_TOTAL], "echos:acct:total");
+	snprintf(keys[HB_MINUTE], sizeof keys[HB_MINUTE], "echos:acct:m:%" PRId64,
+	         wall_ms / 60000);
+	for (int b = 0; b < HB_BUCKET_COUNT_; b++) {
+		for (int f = 0; f < HB_FIELD_COUNT_; f++) {
+			struct hb_incr *in;
+			const char *argv[4];
+			size_t argl[4];
+			uint64_t n = hb->pending[b][f];
+
+			if (n == 0)
+				continue;
+			in = malloc(sizeof *in);
+			if (!in)
+				return;
+			*in = (struct hb_incr){ hb, (enum hb_bucket)b, (enum hb_field)f, n };
+			snprintf(num, sizeof num, "%" PRIu64, n);
+			argv[0] = "HINCRBY";
+			argv[1] = keys[b];
+			argv[2] = hb->fields[f];
+			argv[3] = num;
+			for (int i = 0; i < 4; i++)
+				argl[i] = strlen(argv[i]);
+			if (ec_redis_commandv(r, on_incr_reply, in, 4, argv, argl) != 0) {
+				free(in);
+				return; /* link down: everything stays pending */
+			}
+			hb->pending[b][f] -= n;
+			if (b == HB_MINUTE)
+				sent_minute = 1;
+		}
+	}
+	if (sent_minute)
+		ec_redis_command(r, NULL, NULL, "EXPIRE %s %d", keys[HB_MINUTE], ACCT_MINUTE_TTL_S);
+}
+
+static void on_drain_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct edge_hb *hb = arg;
+	int drain;
+
+	if (!reply || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+		return; /* keep the last known state */
+	drain = reply->type == REDIS_REPLY_STRING && reply->len == 1 && reply->str[0] == '1';
+	if (drain != hb->is_draining)
+		ec_log_info("box %s: %s (echos:ctl:{%s} drain)", hb->srv->conf.box_id,
+		            drain ? "draining on request" : "back up", hb->srv->conf.box_id);
+	hb->is_draining = drain;
+}
+
+int edge_hb_is_draining(const struct edge_hb *hb)
+{
+	return hb->is_draining || hb->srv->is_stopping;
+}
+
+void edge_hb_beat(struct edge_hb *hb)
+{
+	struct edge_server *srv = hb->srv;
+	struct edge_conf *c = &srv->conf;
+	struct edge_store_stats ss;
+	int64_t now = ec_now_ms(), wall = ec_wall_ms();
+	char key[128], ctl[128], v[16][32];
+	const char *argv[48];
+	size_t argl[48];
+	int argc = 0, k = 0;
+
+	/* egress over the last interval */
+	if (hb->last_beat_ms && now > hb->last_beat_ms)
+		hb->egress_bps = (srv->stats.egress_bytes - hb->last_egress_bytes) * 8 * 1000 /
+		                 (uint64_t)(now - hb->last_beat_ms);
+	hb->last_beat_ms = now;
+	hb->last_egress_bytes = srv->stats.egress_bytes;
+
+	if (!ec_redis_is_up(srv->redis))
+		return; /* deltas stay pending; the state cb logs the outage */
+	edge_store_stats(srv->store, &ss);
+	snprintf(key, sizeof key, "echos:box:{%s}", c->box_id);
+	snprintf(ctl, sizeof ctl, "echos:ctl:{%s}", c->box_id);
+
+#define F(name, val) do { argv[argc++] = (name); argv[argc++] = (val); } while (0)
+#define FNUM(name, fmt, x) do { snprintf(v[k], sizeof v[k], fmt, x); F(name, v[k]); k++; } \
+	while (0)
+	argv[argc++] = "HSET";
+	argv[argc++] = key;
+	F("id", c->box_id);
+	F("url", c->box_url);
+	F("pop", c->box_pop);
+	F("region", c->box_region);
+	if (c->box_lat[0] && c->box_lon[0]) {
+		F("lat", c->box_lat);
+		F("lon", c->box_lon);
+	}
+	if (c->box_asn)
+		FNUM("asn", "%" PRId64, c->box_asn);
+	FNUM("uplink_bps", "%" PRIu64, c->box_uplink_bps);
+	FNUM("egress_bps", "%" PRIu64, hb->egress_bps);
+	FNUM("conns", "%zu", srv->http ? ec_http_server_conns(srv->http) : (size_t)0);
+	FNUM("ttfb_ms", "%.0f", srv->stats.ttfb_ms);
+	F("status", edge_hb_is_draining(hb) ? "draining" : "up");
+	FNUM("ts_ms", "%" PRId64, wall);
+	FNUM("cache_bytes", "%" PRIu64, ss.bytes);
+	FNUM("cache_max_bytes", "%" PRIu64, ss.max_bytes);
+	FNUM("cache_objects", "%" PRIu64, ss.objects);
+	FNUM("hits", "%" PRIu64, srv->stats.hits);
+	FNUM("misses", "%" PRIu64, srv->stats.misses);
+#undef F
+#undef FNUM
+	EC_ASSERT(argc <= (int)EC_ARRAY_LEN(argv) && k <= (int)EC_ARRAY_LEN(v));
+	for (int i = 0; i < argc; i++)
+		argl[i] = strlen(argv[i]);
+	/* one pipeline: hiredis sends these back to back on one connection */
+	if (ec_redis_commandv(srv->redis, NULL, NULL, argc, argv, argl) != 0)
+		return;
+	ec_redis_command(srv->redis, NULL, NULL, "PEXPIRE %s %lld", key,
+	                 (long long)c->heartbeat_ttl_ms);
+	ec_redis_command(srv->redis, NULL, NULL, "ZADD echos:{boxes} %lld %s", (long long)wall,
+	                 c->box_id);
+	ec_redis_command(srv->redis, on_drain_reply, hb, "HGET %s drain", ctl);
+	hb_flush_acct(hb, wall);
+}
+
+static void on_hb_timer(evutil_socket_t fd, short what, void *arg)
+{
+	edge_hb_beat(arg);
+}
+
+struct edge_hb *edge_hb_new(struct edge_server *srv)
+{
+	struct edge_hb *hb = calloc(1, sizeof *hb);
+	struct timeval tv;
+	const char *id = srv->conf.box_id;
+
+	if (!hb)
+		return NULL;
+	hb->magic = HB_MAGIC;
+	hb->srv = srv;
+	snprintf(hb->fields[HB_BOX_BYTES], sizeof hb->fields[0], "box.bytes");
+	snprintf(hb->fields[HB_BOX_REQS], sizeof hb->fields[0], "box.reqs");
+	snprintf(hb->fields[HB_ID_BYTES], sizeof hb->fields[0], "box.%s.bytes", id);
+	snprintf(hb->fields[HB_ID_REQS], sizeof hb->fields[0], "box.%s.reqs", id);
+	snprintf(hb->fields[HB_HITS], sizeof hb->fields[0], "box.hits");
+	snprintf(hb->fields[HB_MISSES], sizeof hb->fields[0], "box.misses");
+	snprintf(hb->fields[HB_FILL_BYTES], sizeof hb->fields[0], "box.fill_bytes");
+	hb->ev_timer = event_new(srv->base, -1, EV_PERSIST, on_hb_timer, hb);
+	tv.tv_sec = srv->conf.heartbeat_interval_ms / 1000;
+	tv.tv_usec = (srv->conf.heartbeat_interval_ms % 1000) * 1000;
+	if (!hb->ev_timer || event_add(hb->ev_timer, &tv) != 0) {
+		edge_hb_free(hb);
+		return NULL;
+	}
+	return hb;
+}
+
+void edge_hb_free(struct edge_hb *hb)
+{
+	if (!hb)
+		return;
+	EC_ASSERT(hb->magic == HB_MAGIC);
+	if (hb->ev_timer)
+		event_free(hb->ev_timer);
+	hb->magic = 0;
+	free(hb);
+}
