@@ -479,10 +479,16 @@ int ec_token_sign(const uint8_t key[EC_TOKEN_KEY_LEN], const struct ec_token_cla
 		return EC_EINVAL;
 	ec_b64url_encode(mac, sizeof mac, b64, sizeof b64);
 	OPENSSL_cleanse(mac, sizeof mac);
-	if (claims->has_net)
+	if (claims->has_net) {
+		/* in the token text the prefix length follows '_', not '/': the token is
+		 * one URL path segment */
 		ec_prefix_ntop(&claims->net, claims->net_bits, net, sizeof net);
-	else
+		char *slash = strchr(net, '/');
+		if (slash)
+			*slash = '_';
+	} else {
 		snprintf(net, sizeof net, "-");
+	}
 	if (claims->scope == EC_TOKEN_SCOPE_PREFIX)
 		snprintf(sc, sizeof sc, "d%u", claims->prefix_segments);
 	else
@@ -568,10 +574,14 @@ static int token_parse(const char *tok, size_t tok_len, struct ec_token_claims *
 		c->has_net = 0;
 	} else {
 		/* the network must be written exactly as the signer writes it */
-		if (fl[5] > TOKEN_NET_MAX || memchr(f[5], '/', fl[5]) == NULL)
+		char *us;
+		if (fl[5] > TOKEN_NET_MAX || memchr(f[5], '/', fl[5]) != NULL ||
+		    memchr(f[5], '_', fl[5]) == NULL)
 			goto bad_net;
 		memcpy(net, f[5], fl[5]);
 		net[fl[5]] = '\0';
+		us = strchr(net, '_');
+		*us = '/'; /* "192.0.2.0_24" is written for "192.0.2.0/24" */
 		if (strlen(net) != fl[5] || ec_prefix_parse(net, &c->net, &c->net_bits) != 0)
 			goto bad_net;
 		ec_prefix_ntop(&c->net, c->net_bits, canon_net, sizeof canon_net);
