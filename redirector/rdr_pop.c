@@ -1,0 +1,199 @@
+/* rdr_pop: bounded (region, path) -> count map with a flush to Redis each second.
+ * Open addressing over one slot array; entries are single allocations holding both
+ * strings. Owns the map and its entries; the map is emptied by every flush. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ec_err.h"
+#include "ec_redis.h"
+#include "rdr_pop.h"
+
+#define POP_MAGIC 0x52504f50u /* "RPOP" */
+#define POP_EXPIRE_REGIONS 64 /* distinct regions remembered per flush for one EXPIRE each */
+
+struct pop_entry {
+	uint64_t hash;
+	uint64_t count;
+	size_t region_len;
+	size_t path_len;
+	char key[];                 /* region '\0' path '\0' */
+};
+
+struct rdr_pop {
+	unsigned magic;
+	size_t max_entries;
+	size_t n;
+	size_t cap;                 /* power of two, >= 2 * max_entries */
+	struct pop_entry **slots;
+	uint64_t overflow, lost, sent;
+};
+
+static uint64_t pop_hash(const char *region, size_t rlen, const char *path, size_t plen)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < rlen; i++)
+		h = (h ^ (unsigned char)region[i]) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull;
+	for (i = 0; i < plen; i++)
+		h = (h ^ (unsigned char)path[i]) * 1099511628211ull;
+	return h;
+}
+
+struct rdr_pop *rdr_pop_new(size_t max_entries)
+{
+	struct rdr_pop *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return NULL;
+	p->magic = POP_MAGIC;
+	p->max_entries = max_entries ? max_entries : RDR_POP_MAX_ENTRIES;
+	p->cap = 16;
+	while (p->cap < 2 * p->max_entries)
+		p->cap *= 2;
+	p->slots = calloc(p->cap, sizeof *p->slots);
+	if (!p->slots) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void pop_clear(struct rdr_pop *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->cap && p->n > 0; i++) {
+		if (p->slots[i]) {
+			free(p->slots[i]);
+			p->slots[i] = NULL;
+			p->n--;
+		}
+	}
+	p->n = 0;
+}
+
+void rdr_pop_free(struct rdr_pop *p)
+{
+	if (!p)
+		return;
+	EC_ASSERT(p->magic == POP_MAGIC);
+	pop_clear(p);
+	free(p->slots);
+	p->magic = 0;
+	free(p);
+}
+
+int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_t path_len)
+{
+	size_t rlen = strlen(region), mask = p->cap - 1, i;
+	uint64_t h;
+	struct pop_entry *e;
+
+	EC_ASSERT(p->magic == POP_MAGIC);
+	if (path_len > RDR_POP_MAX_PATH)
+		return EC_ETOOBIG;
+	h = pop_hash(region, rlen, path, path_len);
+	for (i = h & mask; (e = p->slots[i]) != NULL; i = (i + 1) & mask) {
+		if (e->hash == h && e->region_len == rlen && e->path_len == path_len &&
+		    memcmp(e->key, region, rlen) == 0 &&
+		    memcmp(e->key + rlen + 1, path, path_len) == 0) {
+			e->count++;
+			return 0;
+		}
+	}
+	if (p->n >= p->max_entries) {
+		p->overflow++;
+		return EC_EFULL;
+	}
+	e = malloc(sizeof *e + rlen + 1 + path_len + 1);
+	if (!e) {
+		p->overflow++;
+		return EC_EFULL;
+	}
+	e->hash = h;
+	e->count = 1;
+	e->region_len = rlen;
+	e->path_len = path_len;
+	memcpy(e->key, region, rlen + 1);
+	memcpy(e->key + rlen + 1, path, path_len);
+	e->key[rlen + 1 + path_len] = '\0';
+	p->slots[i] = e;
+	p->n++;
+	return 0;
+}
+
+/* EXPIRE each distinct region's key once per flush (a few regions, many paths). */
+static int pop_expire(struct ec_redis *r, char regions[][160], size_t *n_regions,
+                      const char *key)
+{
+	const char *argv[3];
+	size_t argvlen[3], i;
+	char ttl[16];
+
+	for (i = 0; i < *n_regions; i++)
+		if (strcmp(regions[i], key) == 0)
+			return 0;
+	if (*n_regions < POP_EXPIRE_REGIONS && strlen(key) < 160)
+		strcpy(regions[(*n_regions)++], key);
+	argv[0] = "EXPIRE";
+	argv[1] = key;
+	snprintf(ttl, sizeof ttl, "%d", RDR_POP_TTL_S);
+	argv[2] = ttl;
+	for (i = 0; i < 3; i++)
+		argvlen[i] = strlen(argv[i]);
+	return ec_redis_commandv(r, NULL, NULL, 3, argv, argvlen);
+}
+
+int rdr_pop_flush(struct rdr_pop *p, struct ec_redis *r, int64_t wall_ms)
+{
+	char regions[POP_EXPIRE_REGIONS][160];
+	size_t n_regions = 0, i;
+	long long minute = (long long)(wall_ms / 60000);
+	int sent = 0, lost = 0, is_down = !ec_redis_is_up(r);
+
+	EC_ASSERT(p->magic == POP_MAGIC);
+	for (i = 0; i < p->cap && p->n > 0; i++) {
+		struct pop_entry *e = p->slots[i];
+		char key[160], count[24];
+		const char *argv[4];
+		size_t argvlen[4];
+
+		if (!e)
+			continue;
+		p->slots[i] = NULL;
+		p->n--;
+		if (!is_down) {
+			snprintf(key, sizeof key, "echos:pop:{%.*s}:m:%lld", (int)e->region_len,
+			         e->key, minute);
+			snprintf(count, sizeof count, "%llu", (unsigned long long)e->count);
+			argv[0] = "ZINCRBY";
+			argv[1] = key;
+			argv[2] = count;
+			argv[3] = e->key + e->region_len + 1;
+			argvlen[0] = 7;
+			argvlen[1] = strlen(key);
+			argvlen[2] = strlen(count);
+			argvlen[3] = e->path_len;
+			if (ec_redis_commandv(r, NULL, NULL, 4, argv, argvlen) != 0 ||
+			    pop_expire(r, regions, &n_regions, key) != 0)
+				is_down = 1;
+			else
+				sent++;
+		}
+		if (is_down)
+			lost++;
+		free(e);
+	}
+	p->n = 0;
+	p->sent += (uint64_t)sent;
+	p->lost += (uint64_t)lost;
+	return lost > 0 ? EC_EAGAIN : sent;
+}
+
+size_t rdr_pop_size(const struct rdr_pop *p) { return p->n; }
+uint64_t rdr_pop_overflow(const struct rdr_pop *p) { return p->overflow; }
+uint64_t rdr_pop_lost(const struct rdr_pop *p) { return p->lost; }
+uint64_t rdr_pop_sent(const struct rdr_pop *p) { return p->sent; }

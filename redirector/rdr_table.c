@@ -1,0 +1,757 @@
+/* rdr_table: the box table and its Redis syncer (ZRANGEBYSCORE echos:{boxes}, then one
+ * pipelined HGETALL per member). Builds each new table beside the current one and swaps
+ * the pointer when every reply is in; a failed sync leaves the current table untouched.
+ * Owns tables, rows, derived box keys and the in-flight sync state. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "ec_err.h"
+#include "ec_log.h"
+#include "ec_redis.h"
+#include "ec_time.h"
+#include "ec_token.h"
+#include "ec_topo.h"
+#include "pol_score.h"
+#include "rdr_table.h"
+
+#define SYNC_MAGIC 0x5253594eu      /* "RSYN" */
+#define BOXES_MAGIC 0x52425853u     /* "RBXS" */
+#define MALFORMED_LOG_EVERY_MS 10000
+#define GOOD_HBS_CAP 1000000u
+
+struct sync_slot {
+	struct boxes_sync *sync;
+	size_t i;
+};
+
+/* One sync in flight. Owned by itself: freed when its last reply arrives. */
+struct boxes_sync {
+	unsigned magic;
+	struct rdr_boxes *owner;        /* NULL once the owner is gone: replies are dropped */
+	size_t n;                       /* members asked for */
+	size_t pending;                 /* replies still expected (ZRANGE counts as one) */
+	int is_failed;
+	struct sync_slot *slots;        /* n */
+	struct rdr_box *rows;           /* n; rows[i].magic != 0: parsed */
+	struct pol_box *boxes;          /* n */
+};
+
+struct rdr_boxes {
+	unsigned magic;
+	struct event_base *base;        /* borrowed */
+	struct ec_redis *redis;         /* borrowed */
+	char *name;
+	int64_t sync_interval_ms;
+	int64_t grace_ms;
+	int64_t max_state_age_ms;
+	uint32_t sign_kid;
+	uint8_t master[64];
+	size_t master_len;
+	unsigned key_gen;
+
+	struct event *timer;
+	struct rdr_table *cur;          /* never NULL */
+	struct boxes_sync *sync;        /* in flight, or NULL */
+	int64_t last_ok_ms;             /* monotonic end of the last good sync; 0: never */
+	int64_t started_ms;             /* monotonic creation time */
+	int is_down_logged;
+	uint64_t syncs_ok, syncs_failed, malformed, malformed_unlogged;
+	int64_t malformed_next_log_ms;
+};
+
+/* ---- parsing ---------------------------------------------------------------------- */
+
+static int is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+/* [A-Za-z0-9._-]{1,max} */
+static int is_valid_name(const char *s, size_t len, size_t max)
+{
+	size_t i;
+
+	if (len == 0 || len > max)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!is_name_char(s[i]))
+			return 0;
+	return 1;
+}
+
+/* Copies a value into buf as a C string; refuses embedded NULs and overlong values. */
+static int table_cstr(const char *v, size_t len, char *buf, size_t buflen)
+{
+	if (len >= buflen || memchr(v, '\0', len))
+		return -1;
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	return 0;
+}
+
+static int table_u64(const char *v, size_t len, uint64_t max, uint64_t *out)
+{
+	char buf[32], *end;
+	unsigned long long x;
+
+	if (table_cstr(v, len, buf, sizeof buf) != 0 || buf[0] < '0' || buf[0] > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(buf, &end, 10);
+	if (errno || *end || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static int table_double(const char *v, size_t len, double lo, double hi, double *out)
+{
+	char buf[48], *end;
+	double x;
+
+	if (table_cstr(v, len, buf, sizeof buf) != 0 || !buf[0] ||
+	    !(buf[0] == '-' || buf[0] == '+' || buf[0] == '.' || (buf[0] >= '0' && buf[0] <= '9')))
+		return -1;
+	errno = 0;
+	x = strtod(buf, &end);
+	if (errno || *end || !isfinite(x) || x < lo || x > hi)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* A base URL viewers can be sent to: http(s)://, printable, no query or fragment. */
+static int table_url(const char *v, size_t len, struct rdr_box *row)
+{
+	size_t i;
+
+	if (table_cstr(v, len, row->url, sizeof row->url) != 0)
+		return -1;
+	if (strncmp(row->url, "http://", 7) != 0 && strncmp(row->url, "https://", 8) != 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)row->url[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#' || c == '"' || c == '\\' ||
+		    c == '<' || c == '>')
+			return -1;
+	}
+	while (len > 0 && row->url[len - 1] == '/')
+		row->url[--len] = '\0';
+	if (strstr(row->url, "://") + 3 >= row->url + len)
+		return -1;
+	row->url_len = len;
+	return 0;
+}
+
+#define FIELD_IS(lit) (flen == sizeof(lit) - 1 && memcmp(f, lit, flen) == 0)
+
+int rdr_box_parse(const char *member, size_t nkv, const char *const *kv, const size_t *kvlen,
+                  struct rdr_box *row, struct pol_box *box, char *err, size_t errlen)
+{
+	int has_id = 0, has_url = 0, has_up = 0, has_status = 0, has_ts = 0;
+	int has_lat = 0, has_lon = 0;
+	const char *bad = NULL;
+	uint64_t u;
+	size_t i;
+
+	memset(row, 0, sizeof *row);
+	memset(box, 0, sizeof *box);
+	if (nkv % 2 != 0) {
+		snprintf(err, errlen, "odd number of hash elements");
+		return EC_EINVAL;
+	}
+	for (i = 0; i < nkv && !bad; i += 2) {
+		const char *f = kv[i], *v = kv[i + 1];
+		size_t flen = kvlen[i], vlen = kvlen[i + 1];
+
+		if (FIELD_IS("id")) {
+			if (!is_valid_name(v, vlen, EC_TOKEN_BOX_MAX) || strlen(member) != vlen ||
+			    memcmp(member, v, vlen) != 0)
+				bad = "id: expected the member name [A-Za-z0-9._-]{1,63}";
+			else {
+				memcpy(row->id, v, vlen);
+				has_id = 1;
+			}
+		} else if (FIELD_IS("url")) {
+			if (table_url(v, vlen, row) != 0)
+				bad = "url: expected an http(s)://host[:port] base URL";
+			has_url = 1;
+		} else if (FIELD_IS("pop") || FIELD_IS("region")) {
+			char *dst = FIELD_IS("pop") ? row->pop : row->region;
+
+			if (vlen > 0 && !is_valid_name(v, vlen, RDR_NAME_MAX))
+				bad = "pop/region: expected a name [A-Za-z0-9._-]{1,63}";
+			else
+				memcpy(dst, v, vlen);
+		} else if (FIELD_IS("lat")) {
+			if (vlen > 0 && table_double(v, vlen, -90, 90, &box->lat) != 0)
+				bad = "lat: expected degrees -90..90";
+			has_lat = vlen > 0;
+		} else if (FIELD_IS("lon")) {
+			if (vlen > 0 && table_double(v, vlen, -180, 180, &box->lon) != 0)
+				bad = "lon: expected degrees -180..180";
+			has_lon = vlen > 0;
+		} else if (FIELD_IS("asn")) {
+			if (vlen > 0 && table_u64(v, vlen, UINT32_MAX, &u) != 0)
+				bad = "asn: expected an AS number";
+			else if (vlen > 0)
+				box->asn = (uint32_t)u;
+		} else if (FIELD_IS("uplink_bps")) {
+			if (table_u64(v, vlen, UINT64_MAX / 4, &box->uplink_bps) != 0)
+				bad = "uplink_bps: expected bits/s";
+			has_up = 1;
+		} else if (FIELD_IS("egress_bps")) {
+			if (table_u64(v, vlen, UINT64_MAX / 4, &box->egress_bps) != 0)
+				bad = "egress_bps: expected bits/s";
+		} else if (FIELD_IS("conns")) {
+			if (table_u64(v, vlen, UINT32_MAX, &u) != 0)
+				bad = "conns: expected a count";
+			box->conns = (uint32_t)u;
+		} else if (FIELD_IS("ttfb_ms")) {
+			if (table_u64(v, vlen, UINT32_MAX, &u) != 0)
+				bad = "ttfb_ms: expected milliseconds";
+			box->ttfb_ms = (uint32_t)u;
+		} else if (FIELD_IS("status")) {
+			if (vlen == 2 && memcmp(v, "up", 2) == 0)
+				box->status = POL_BOX_UP;
+			else if (vlen == 8 && memcmp(v, "draining", 8) == 0)
+				box->status = POL_BOX_DRAINING;
+			else if (vlen == 4 && memcmp(v, "down", 4) == 0)
+				box->status = POL_BOX_DOWN;
+			else
+				bad = "status: expected up, draining or down";
+			has_status = 1;
+		} else if (FIELD_IS("ts_ms")) {
+			if (table_u64(v, vlen, INT64_MAX / 2, &u) != 0 || u == 0)
+				bad = "ts_ms: expected milliseconds since the epoch";
+			row->ts_ms = (int64_t)u;
+			has_ts = 1;
+		}
+	}
+	if (!bad && !has_id)
+		bad = "id: missing";
+	if (!bad && !has_url)
+		bad = "url: missing";
+	if (!bad && !has_up)
+		bad = "uplink_bps: missing";
+	if (!bad && !has_status)
+		bad = "status: missing";
+	if (!bad && !has_ts)
+		bad = "ts_ms: missing";
+	if (!bad && has_lat != has_lon)
+		bad = "lat/lon: expected both or neither";
+	if (bad) {
+		snprintf(err, errlen, "%s", bad);
+		return EC_EINVAL;
+	}
+	box->has_loc = has_lat && has_lon;
+	box->id_hash = pol_hash_bytes(row->id, strlen(row->id));
+	if (row->pop[0])
+		box->pop_hash = ec_topo_name_hash(row->pop, strlen(row->pop));
+	if (row->region[0])
+		box->region_hash = ec_topo_name_hash(row->region, strlen(row->region));
+	row->magic = RDR_BOX_MAGIC;
+	return 0;
+}
+
+/* ---- tables ----------------------------------------------------------------------- */
+
+static uint64_t table_id_hash(const char *id, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
+	return h;
+}
+
+long rdr_table_find(const struct rdr_table *t, const char *id)
+{
+	size_t len = strlen(id), mask, i;
+
+	if (!t || t->n == 0)
+		return -1;
+	mask = t->index_cap - 1;
+	for (i = table_id_hash(id, len) & mask; t->index[i]; i = (i + 1) & mask) {
+		const struct rdr_box *r = &t->rows[t->index[i] - 1];
+
+		if (strcmp(r->id, id) == 0)
+			return (long)(t->index[i] - 1);
+	}
+	return -1;
+}
+
+/* Frees t and everything it owns. NULL is a no-op. */
+static void table_free(struct rdr_table *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	EC_ASSERT(t->magic == RDR_TABLE_MAGIC);
+	for (i = 0; i < t->n; i++)
+		memset(&t->rows[i], 0, sizeof t->rows[i]); /* clears magic and keys */
+	free(t->rows);
+	free(t->boxes);
+	free(t->index);
+	t->magic = 0;
+	free(t);
+}
+
+/* Returns a new table taking rows and boxes (n each; *rows and *boxes set to NULL), with
+ * its index built, or NULL on allocation failure (the arrays are freed then too). */
+static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes, size_t n)
+{
+	struct rdr_table *t = calloc(1, sizeof *t);
+	size_t cap = 16, i;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	if (t)
+		t->index = calloc(cap, sizeof *t->index);
+	if (!t || !t->index) {
+		if (t)
+			free(t->index);
+		free(t);
+		free(*rows);
+		free(*boxes);
+		*rows = NULL;
+		*boxes = NULL;
+		return NULL;
+	}
+	t->magic = RDR_TABLE_MAGIC;
+	t->rows = *rows;
+	t->boxes = *boxes;
+	t->n = n;
+	t->index_cap = cap;
+	*rows = NULL;
+	*boxes = NULL;
+	for (i = 0; i < n; i++) {
+		size_t j = table_id_hash(t->rows[i].id, strlen(t->rows[i].id)) & (cap - 1);
+
+		while (t->index[j])
+			j = (j + 1) & (cap - 1);
+		t->index[j] = (uint32_t)(i + 1);
+	}
+	return t;
+}
+
+static void boxes_derive(const struct rdr_boxes *b, struct rdr_box *row)
+{
+	if (ec_token_derive_box_key(b->master, b->master_len, row->id, row->key) != 0) {
+		/* cannot happen for a validated id and master; keep the box out of reach */
+		memset(row->key, 0, sizeof row->key);
+		row->kid = 0;
+	} else {
+		row->kid = b->sign_kid;
+	}
+	row->key_gen = b->key_gen;
+}
+
+/* ---- syncing ---------------------------------------------------------------------- */
+
+static void sync_free(struct boxes_sync *s)
+{
+	size_t i;
+
+	EC_ASSERT(s->magic == SYNC_MAGIC);
+	for (i = 0; i < s->n; i++)
+		memset(&s->rows[i], 0, sizeof s->rows[i]);
+	free(s->slots);
+	free(s->rows);
+	free(s->boxes);
+	s->magic = 0;
+	free(s);
+}
+
+static void boxes_log_malformed(struct rdr_boxes *b, const char *id, const char *why)
+{
+	int64_t now = ec_now_ms();
+
+	b->malformed++;
+	if (now < b->malformed_next_log_ms) {
+		b->malformed_unlogged++;
+		return;
+	}
+	ec_log_warn("%s: box %s: malformed heartbeat in echos:box:{%s}: %s; ignoring the box "
+	            "(%llu similar lines suppressed)", b->name, id, id, why,
+	            (unsigned long long)b->malformed_unlogged);
+	b->malformed_unlogged = 0;
+	b->malformed_next_log_ms = now + MALFORMED_LOG_EVERY_MS;
+}
+
+/* Carries heartbeat tracking and keys over from the current table into the new rows. */
+static void sync_track(struct rdr_boxes *b, struct rdr_box *rows, struct pol_box *boxes,
+                       size_t n, int64_t now)
+{
+	const struct rdr_table *old = b->cur;
+	/* our own gap: heartbeats missed while we could not read Redis are not the box's */
+	int had_outage = b->last_ok_ms == 0 ||
+	                 now - b->last_ok_ms > b->max_state_age_ms;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct rdr_box *r = &rows[i];
+		struct pol_box *pb = &boxes[i];
+		long j = rdr_table_find(old, r->id);
+		const struct rdr_box *orow = j >= 0 ? &old->rows[j] : NULL;
+		const struct pol_box *ob = j >= 0 ? &old->boxes[j] : NULL;
+
+		if (!orow) {
+			pb->hb_ms = now;
+			pb->good_hbs = pb->status == POL_BOX_UP ? 1 : 0;
+		} else if (r->ts_ms == orow->ts_ms) {
+			pb->hb_ms = ob->hb_ms;  /* nothing new from this box */
+			pb->good_hbs = ob->good_hbs;
+		} else {
+			int64_t gap = r->ts_ms - orow->ts_ms;
+
+			pb->hb_ms = now;
+			if (pb->status != POL_BOX_UP)
+				pb->good_hbs = 0;
+			else if ((gap < 0 || gap > b->max_state_age_ms) && !had_outage)
+				pb->good_hbs = 1; /* it went quiet (or restarted): start again */
+			else
+				pb->good_hbs = ob->good_hbs < GOOD_HBS_CAP ? ob->good_hbs + 1
+				                                           : GOOD_HBS_CAP;
+		}
+		if (orow && orow->key_gen == b->key_gen) {
+			memcpy(r->key, orow->key, sizeof r->key);
+			r->kid = orow->kid;
+			r->key_gen = orow->key_gen;
+		} else {
+			boxes_derive(b, r);
+		}
+	}
+}
+
+/* All replies are in: builds the new table and swaps it in (or drops it on failure). */
+static void sync_finish(struct boxes_sync *s)
+{
+	struct rdr_boxes *b = s->owner;
+	struct rdr_box *rows = NULL;
+	struct pol_box *boxes = NULL;
+	struct rdr_table *t;
+	int64_t now = ec_now_ms();
+	size_t i, n = 0;
+
+	if (!b)
+		goto out;
+	b->sync = NULL;
+	if (s->is_failed) {
+		b->syncs_failed++;
+		goto out;
+	}
+	rows = calloc(s->n ? s->n : 1, sizeof *rows);
+	boxes = calloc(s->n ? s->n : 1, sizeof *boxes);
+	if (!rows || !boxes) {
+		free(rows);
+		free(boxes);
+		b->syncs_failed++;
+		goto out;
+	}
+	for (i = 0; i < s->n; i++) {
+		if (s->rows[i].magic != RDR_BOX_MAGIC)
+			continue;
+		rows[n] = s->rows[i];
+		boxes[n] = s->boxes[i];
+		n++;
+	}
+	sync_track(b, rows, boxes, n, now);
+	t = table_new(&rows, &boxes, n);
+	if (!t) {
+		b->syncs_failed++;
+		goto out;
+	}
+	/* single-threaded: nobody holds the old table across a return to the loop */
+	table_free(b->cur);
+	b->cur = t;
+	b->syncs_ok++;
+	if (b->is_down_logged)
+		ec_log_warn("%s: box table read again after %.1fs (%zu boxes); choosing boxes "
+		            "again", b->name,
+		            (double)(now - (b->last_ok_ms ? b->last_ok_ms : b->started_ms)) / 1000,
+		            n);
+	else if (b->last_ok_ms == 0)
+		ec_log_info("%s: box table loaded (%zu boxes)", b->name, n);
+	b->is_down_logged = 0;
+	b->last_ok_ms = now;
+out:
+	sync_free(s);
+}
+
+static void sync_reply_done(struct boxes_sync *s)
+{
+	EC_ASSERT(s->pending > 0);
+	if (--s->pending == 0)
+		sync_finish(s);
+}
+
+static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct sync_slot *slot = arg;
+	struct boxes_sync *s = slot->sync;
+	const char *kv[128];
+	size_t kvlen[128], i;
+	char why[160];
+
+	EC_ASSERT(s->magic == SYNC_MAGIC);
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		s->is_failed = 1;
+	} else if (reply->type != REDIS_REPLY_ARRAY) {
+		s->is_failed = 1;
+	} else if (reply->elements == 0) {
+		/* the hash expired: the box's death notice; it drops out */
+	} else if (s->owner) {
+		struct rdr_box *row = &s->rows[slot->i];
+		if (reply->elements > EC_ARRAY_LEN(kv)) {
+			boxes_log_malformed(s->owner, row->id, "more than 64 fields");
+			memset(row, 0, sizeof *row);
+			goto done;
+		}
+		for (i = 0; i < reply->elements; i++) {
+			const struct redisReply *e = reply->element[i];
+
+			if (e->type != REDIS_REPLY_STRING)
+				break;
+			kv[i] = e->str;
+			kvlen[i] = e->len;
+		}
+		if (i < reply->elements) {
+			boxes_log_malformed(s->owner, row->id, "non-string hash element");
+			memset(row, 0, sizeof *row);
+		} else {
+			char member[EC_TOKEN_BOX_MAX + 1];
+
+			memcpy(member, row->id, sizeof member);
+			if (rdr_box_parse(member, reply->elements, kv, kvlen, row,
+			                  &s->boxes[slot->i], why, sizeof why) != 0) {
+				boxes_log_malformed(s->owner, member, why);
+				memset(row, 0, sizeof *row);
+			}
+		}
+	}
+done:
+	sync_reply_done(s);
+}
+
+static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct boxes_sync *s = arg;
+	size_t i, n;
+
+	EC_ASSERT(s->magic == SYNC_MAGIC);
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || !s->owner) {
+		s->is_failed = 1;
+		sync_reply_done(s);
+		return;
+	}
+	n = reply->elements;
+	s->slots = calloc(n ? n : 1, sizeof *s->slots);
+	s->rows = calloc(n ? n : 1, sizeof *s->rows);
+	s->boxes = calloc(n ? n : 1, sizeof *s->boxes);
+	if (!s->slots || !s->rows || !s->boxes) {
+		s->is_failed = 1;
+		sync_reply_done(s);
+		return;
+	}
+	s->n = n;
+	for (i = 0; i < n && !s->is_failed; i++) {
+		const struct redisReply *m = reply->element[i];
+
+		s->slots[i].sync = s;
+		s->slots[i].i = i;
+		if (m->type != REDIS_REPLY_STRING ||
+		    !is_valid_name(m->str, m->len, EC_TOKEN_BOX_MAX)) {
+			boxes_log_malformed(s->owner, "(invalid id)",
+			                    "member of echos:{boxes} is not a box id");
+			continue;
+		}
+		/* the row holds the member name until the reply is parsed over it */
+		memcpy(s->rows[i].id, m->str, m->len);
+		if (ec_redis_command(r, on_box_reply, &s->slots[i], "HGETALL echos:box:{%s}",
+		                     s->rows[i].id) != 0) {
+			s->is_failed = 1;
+			break;
+		}
+		s->pending++;
+	}
+	sync_reply_done(s); /* the ZRANGEBYSCORE reply itself */
+}
+
+static void boxes_check_down(struct rdr_boxes *b, int64_t now)
+{
+	int64_t since = b->last_ok_ms ? b->last_ok_ms : b->started_ms;
+
+	if (b->is_down_logged)
+		return;
+	if (b->last_ok_ms == 0 && now - b->started_ms >= 2 * b->sync_interval_ms &&
+	    !ec_redis_is_up(b->redis)) {
+		ec_log_warn("%s: unreachable since start; sending viewers to the origin until it "
+		            "answers", b->name);
+		b->is_down_logged = 1;
+	} else if (b->last_ok_ms != 0 && now - since > b->grace_ms) {
+		ec_log_warn("%s: down for %.0fs; sending viewers to the origin until it returns",
+		            b->name, (double)(now - since) / 1000);
+		b->is_down_logged = 1;
+	}
+}
+
+static void boxes_sync_start(struct rdr_boxes *b)
+{
+	struct boxes_sync *s;
+	long long min_score = (long long)(ec_wall_ms() - 60000);
+
+	if (b->sync || !ec_redis_is_up(b->redis))
+		return;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return;
+	s->magic = SYNC_MAGIC;
+	s->owner = b;
+	s->pending = 1;
+	if (ec_redis_command(b->redis, on_members_reply, s,
+	                     "ZRANGEBYSCORE echos:{boxes} %lld +inf LIMIT 0 %d", min_score,
+	                     RDR_BOXES_MAX) != 0) {
+		sync_free(s);
+		b->syncs_failed++;
+		return;
+	}
+	b->sync = s;
+}
+
+static void on_sync_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct rdr_boxes *b = arg;
+
+	EC_ASSERT(b->magic == BOXES_MAGIC);
+	boxes_sync_start(b);
+	boxes_check_down(b, ec_now_ms());
+}
+
+static int boxes_set_timer(struct rdr_boxes *b)
+{
+	struct timeval tv = {
+		.tv_sec = b->sync_interval_ms / 1000,
+		.tv_usec = (b->sync_interval_ms % 1000) * 1000,
+	};
+
+	return event_add(b->timer, &tv) == 0 ? 0 : EC_ENOMEM;
+}
+
+int rdr_boxes_configure(struct rdr_boxes *b, const struct rdr_boxes_opts *o)
+{
+	int key_changed;
+	char *name = strdup(o->name ? o->name : "redis");
+	size_t i;
+
+	EC_ASSERT(b->magic == BOXES_MAGIC);
+	if (!name || o->master_len > sizeof b->master)
+		return free(name), EC_ENOMEM;
+	free(b->name);
+	b->name = name;
+	key_changed = o->sign_kid != b->sign_kid || o->master_len != b->master_len ||
+	              memcmp(o->master, b->master, o->master_len) != 0;
+	b->sync_interval_ms = o->sync_interval_ms > 0 ? o->sync_interval_ms : 250;
+	b->grace_ms = o->grace_ms;
+	b->max_state_age_ms = o->max_state_age_ms;
+	if (key_changed) {
+		b->sign_kid = o->sign_kid;
+		memcpy(b->master, o->master, o->master_len);
+		b->master_len = o->master_len;
+		b->key_gen++;
+		for (i = 0; i < b->cur->n; i++)
+			boxes_derive(b, &b->cur->rows[i]);
+	}
+	return b->timer ? boxes_set_timer(b) : 0;
+}
+
+struct rdr_boxes *rdr_boxes_new(struct event_base *base, struct ec_redis *redis,
+                                const struct rdr_boxes_opts *o)
+{
+	struct rdr_boxes *b = calloc(1, sizeof *b);
+	struct rdr_box *rows = NULL;
+	struct pol_box *boxes = NULL;
+
+	if (!b)
+		return NULL;
+	b->magic = BOXES_MAGIC;
+	b->base = base;
+	b->redis = redis;
+	b->started_ms = ec_now_ms();
+	b->cur = table_new(&rows, &boxes, 0);
+	b->timer = event_new(base, -1, EV_PERSIST, on_sync_timer, b);
+	if (!b->cur || !b->timer || rdr_boxes_configure(b, o) != 0) {
+		rdr_boxes_free(b);
+		return NULL;
+	}
+	boxes_sync_start(b);
+	return b;
+}
+
+void rdr_boxes_free(struct rdr_boxes *b)
+{
+	if (!b)
+		return;
+	EC_ASSERT(b->magic == BOXES_MAGIC);
+	if (b->timer)
+		event_free(b->timer);
+	if (b->sync)
+		b->sync->owner = NULL; /* its replies will free it */
+	if (b->cur)
+		table_free(b->cur);
+	memset(b->master, 0, sizeof b->master);
+	free(b->name);
+	b->magic = 0;
+	free(b);
+}
+
+const struct rdr_table *rdr_boxes_table(const struct rdr_boxes *b)
+{
+	EC_ASSERT(b->magic == BOXES_MAGIC);
+	return b->cur;
+}
+
+int64_t rdr_boxes_judge_time(const struct rdr_boxes *b, int64_t now_ms, enum pol_miss *miss)
+{
+	int64_t age;
+
+	*miss = POL_MISS_NONE;
+	if (b->last_ok_ms == 0) {
+		*miss = POL_MISS_REDIS_DOWN; /* never read: we know nothing about boxes */
+		return now_ms;
+	}
+	age = now_ms - b->last_ok_ms;
+	if (age <= b->sync_interval_ms + RDR_SYNC_SLACK_MS)
+		return now_ms;
+	if (age > b->grace_ms) {
+		*miss = POL_MISS_REDIS_DOWN;
+		return now_ms;
+	}
+	/* freeze: judge every box as of the last time we could see it */
+	return b->last_ok_ms;
+}
+
+double rdr_boxes_age_s(const struct rdr_boxes *b, int64_t now_ms)
+{
+	return b->last_ok_ms ? (double)(now_ms - b->last_ok_ms) / 1000 : -1;
+}
+
+uint64_t rdr_boxes_syncs(const struct rdr_boxes *b, int failed)
+{
+	return failed ? b->syncs_failed : b->syncs_ok;
+}
+
+uint64_t rdr_boxes_malformed(const struct rdr_boxes *b)
+{
+	return b->malformed;
+}

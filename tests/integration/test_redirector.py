@@ -1,0 +1,507 @@
+"""echos-redirector against a real redis-server, with fake boxes that heartbeat into Redis
+the way echos-edge does (docs/redis.md), driven by curl and nghttp over HTTP/1.1, h2c and
+TLS h2. Tokens in the redirects are verified here following docs/tokens.md."""
+import base64
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import echos_bin, free_port, run, wait_for, wait_port, write_conf, GEOIP_DIR
+
+MASTER_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+MASTER = "7:" + MASTER_HEX
+ORIGIN = "http://127.0.0.1:9/shim"
+TOPOLOGY = """# test topology: 127.0.0.0-3 in pop-a, 127.0.0.4-7 in pop-b
+127.0.0.0/30   pop-a   region-1
+127.0.0.4/30   pop-b   region-2
+"""
+
+
+# ---- tokens (docs/tokens.md) ---------------------------------------------------------
+
+def hkdf_sha256(ikm, salt, info, length=32):
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
+        out += t
+        i += 1
+    return out[:length]
+
+
+def box_key(box_id, master_hex=MASTER_HEX):
+    return hkdf_sha256(bytes.fromhex(master_hex), b"echos-box-key-v1", box_id.encode())
+
+
+def verify_location(location, box_url, box_id, path, query=""):
+    """Checks a redirect to a box: URL shape, claims and MAC. Returns the claims."""
+    m = re.fullmatch(re.escape(box_url) + r"/t/([^/]+)(/.*)", location)
+    assert m, f"unexpected Location {location!r}"
+    token, rest = m.group(1), m.group(2)
+    want_rest = path + (f"?{query}" if query else "")
+    assert rest == want_rest, (rest, want_rest)
+    ver, kid, exp, box, scope, net, mac = token.split("~")
+    assert ver == "1" and kid == "7" and box == box_id and net == "-"
+    assert int(exp) > time.time() + 3000, "token.ttl is 1h by default"
+    if scope == "e":
+        scope_path, kind = path, "e"
+    else:
+        assert scope.startswith("d"), scope
+        n = int(scope[1:])
+        scope_path, kind = "/".join(path.split("/")[:n + 1]) + "/", "d"
+    canon = f"echos-token-v1\n{kid}\n{exp}\n{box}\n{kind}\n{scope_path}\n{net}\n"
+    want = base64.urlsafe_b64encode(
+        hmac.new(box_key(box_id), canon.encode(), hashlib.sha256).digest()).rstrip(b"=")
+    assert mac == want.decode(), "token MAC does not verify with the box's derived key"
+    return {"kid": int(kid), "exp": int(exp), "box": box, "scope": scope}
+
+
+# ---- fake boxes ----------------------------------------------------------------------
+
+class FakeBoxes:
+    """Heartbeats for fake boxes, written every 0.5 s by a background thread that lives at
+    most `lifetime` seconds. Fields can be changed and single boxes silenced."""
+
+    def __init__(self, redis, lifetime=60.0):
+        self.redis = redis
+        self.boxes = {}
+        self.silent = set()
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        self.deadline = time.monotonic() + lifetime
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def add(self, box_id, url, pop="", region="", uplink="1000000000", **fields):
+        f = {"id": box_id, "url": url, "pop": pop, "region": region, "uplink_bps": uplink,
+             "egress_bps": "0", "conns": "0", "ttfb_ms": "5", "status": "up",
+             "cache_bytes": "0", "cache_max_bytes": "1000000", "cache_objects": "0",
+             "hits": "0", "misses": "0"}
+        f.update({k: str(v) for k, v in fields.items()})
+        with self.lock:
+            self.boxes[box_id] = f
+            self.silent.discard(box_id)
+        self.beat_once()
+
+    def set(self, box_id, **fields):
+        with self.lock:
+            self.boxes[box_id].update({k: str(v) for k, v in fields.items()})
+        self.beat_once()
+
+    def silence(self, box_id):
+        with self.lock:
+            self.silent.add(box_id)
+
+    def beat_once(self):
+        lines = []
+        now = int(time.time() * 1000)
+        with self.lock:
+            for box_id, f in self.boxes.items():
+                if box_id in self.silent:
+                    continue
+                args = " ".join(f"{k} {v if v != '' else chr(34) * 2}"
+                                for k, v in {**f, "ts_ms": now}.items())
+                lines.append(f"HSET echos:box:{{{box_id}}} {args}")
+                lines.append(f"EXPIRE echos:box:{{{box_id}}} 5")
+                lines.append(f"ZADD echos:{{boxes}} {now} {box_id}")
+        if not lines:
+            return
+        try:
+            subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis.port)],
+                           input="\n".join(lines) + "\n", capture_output=True, text=True,
+                           timeout=3)
+        except (subprocess.TimeoutExpired, OSError):
+            pass  # Redis may be down on purpose
+
+    def _loop(self):
+        while not self.stop_ev.is_set() and time.monotonic() < self.deadline:
+            self.beat_once()
+            self.stop_ev.wait(0.5)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def boxes(redis):
+    fb = FakeBoxes(redis)
+    yield fb
+    fb.stop()
+
+
+# ---- the redirector ------------------------------------------------------------------
+
+class Rdr:
+    def __init__(self, procs, tmp_path, redis_addr, certs=None, extra=None, name="rdr"):
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.tls_port = free_port() if certs else None
+        topo = Path(tmp_path) / "topology.txt"
+        topo.write_text(TOPOLOGY)
+        conf = {
+            "listen": f"127.0.0.1:{self.port}",
+            "admin.listen": f"127.0.0.1:{self.admin_port}",
+            "redis.addr": redis_addr,
+            "token.master": MASTER,
+            "origin.url": ORIGIN,
+            "topology.file": str(topo),
+            "boxes.sync_interval": "100ms",
+            "sla.min_good_heartbeats": "1",
+            "log.level": "debug",
+        }
+        if certs:
+            conf.update({"listen_tls": f"127.0.0.1:{self.tls_port}", "tls.cert": certs.cert,
+                         "tls.key": certs.key})
+        conf.update(extra or {})
+        self.conf_path = write_conf(Path(tmp_path) / f"{name}.conf", conf)
+        self.proc = procs.start(name, [echos_bin("echos-redirector"), "-c", self.conf_path])
+        wait_port(self.port, 10, proc=self.proc)
+        wait_port(self.admin_port, 10, proc=self.proc)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics",
+                                    timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+
+class Resp:
+    def __init__(self, status, headers, version):
+        self.status, self.headers, self.version = status, headers, version
+
+    def __repr__(self):
+        return f"Resp({self.status}, {self.headers}, {self.version})"
+
+
+def curl(url, *args, source=None):
+    argv = ["curl", "-s", "-S", "--max-time", "5", "-o", "/dev/null", "-D", "-",
+            "-w", "\nVERSION %{http_version}\n"]
+    if source:
+        argv += ["--interface", source]
+    r = run(argv + list(args) + [url], timeout=15)
+    assert r.returncode == 0, f"curl {url} failed: {r.stderr}"
+    status, headers, version = None, {}, None
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("VERSION "):
+            version = line.split()[1]
+        elif line.startswith("HTTP/"):
+            status, headers = int(line.split()[1]), {}
+        elif ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return Resp(status, headers, version)
+
+
+def box_of(rdr, path="/v/a.ts", source=None):
+    r = curl(rdr.url + path, source=source)
+    assert r.status == 302, r
+    return r.headers.get("echos-box") or "miss:" + r.headers.get("echos-miss", "?")
+
+
+BOX_A = ("box-a1", "https://127.0.0.2:8443", "pop-a", "region-1")
+BOX_B = ("box-b1", "http://127.0.0.6:8080", "pop-b", "region-2")
+
+
+def add_ab(boxes):
+    for box_id, url, pop, region in (BOX_A, BOX_B):
+        boxes.add(box_id, url, pop=pop, region=region)
+
+
+# ---- tests ---------------------------------------------------------------------------
+
+def test_redirect_over_h1_h2c_and_tls_h2_with_verifiable_token(procs, tmp_path, redis, boxes,
+                                                              certs):
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr, certs=certs)
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+
+    r = curl(rdr.url + "/v/abc/seg1.ts?x=1", "--http1.1")
+    assert r.status == 302 and r.version == "1.1"
+    assert r.headers["echos-box"] == "box-a1"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["access-control-allow-origin"] == "*"
+    c = verify_location(r.headers["location"], BOX_A[1], "box-a1", "/v/abc/seg1.ts", "x=1")
+    assert c["scope"] == "e"
+
+    r = curl(rdr.url + "/v/abc/index.m3u8", "--http2-prior-knowledge")
+    assert r.status == 302 and r.version == "2"
+    c = verify_location(r.headers["location"], BOX_A[1], "box-a1", "/v/abc/index.m3u8")
+    assert c["scope"] == "d2", "a playlist's token covers its directory"
+
+    r = curl(f"https://127.0.0.1:{rdr.tls_port}/v/abc/x.mpd", "--http2", "-k")
+    assert r.status == 302 and r.version == "2", "ALPN must pick h2"
+    verify_location(r.headers["location"], BOX_A[1], "box-a1", "/v/abc/x.mpd")
+
+    r = curl(f"https://127.0.0.1:{rdr.tls_port}/f.bin", "--http1.1", "-k")
+    assert r.status == 302 and r.version == "1.1"
+
+    n = run(["nghttp", "-v", "-n", rdr.url + "/v/n.ts"], timeout=15)
+    assert n.returncode == 0, n.stderr
+    assert ":status: 302" in n.stdout and "echos-box: box-a1" in n.stdout
+
+    # the box key agrees with echosctl's derivation when the tool is built
+    ctl = Path(echos_bin("echos-redirector")).with_name("echosctl")
+    if ctl.exists():
+        r = run([ctl, "derive-key", "--master", MASTER, "--box", "box-a1"])
+        assert r.returncode == 0 and r.stdout.strip() == "7:" + box_key("box-a1").hex()
+
+    m = rdr.metrics()
+    assert m['echos_redirector_requests_total{proto="h1",outcome="box"}'] >= 3
+    assert m['echos_redirector_requests_total{proto="h2",outcome="box"}'] >= 3
+    assert m["echos_redirector_boxes"] == 2
+
+
+def test_client_lands_on_the_box_of_its_pop(procs, tmp_path, redis, boxes):
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: box_of(rdr, source="127.0.0.5") == "box-b1", 10, what="box-b1")
+    for path in ("/a", "/b/c.ts", "/d/e/f.m4s"):
+        assert box_of(rdr, path, source="127.0.0.1") == "box-a1"
+        assert box_of(rdr, path, source="127.0.0.5") == "box-b1"
+
+
+def test_box_whose_heartbeat_stops_is_not_chosen_within_3s(procs, tmp_path, redis, boxes):
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+    boxes.silence("box-a1")
+    t0 = time.monotonic()
+    wait_for(lambda: box_of(rdr) == "box-b1", 5, interval=0.1, what="box-b1 chosen")
+    assert time.monotonic() - t0 <= 3.0
+    # and it stays out
+    for _ in range(5):
+        assert box_of(rdr) == "box-b1"
+
+
+def test_no_box_at_all_goes_to_the_origin_with_the_reason(procs, tmp_path, redis):
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: rdr.metrics().get("echos_redirector_box_table_age_seconds", -1) >= 0,
+             10, what="first box table read")
+    r = curl(rdr.url + "/v/a.ts?k=v")
+    assert r.status == 302
+    assert r.headers["echos-miss"] == "no_box"
+    assert r.headers["location"] == ORIGIN + "/v/a.ts?k=v"
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_box_at_full_utilization_receives_nobody(procs, tmp_path, redis, boxes):
+    boxes.add("box-a1", BOX_A[1], pop="pop-a", region="region-1", uplink=100000000,
+              egress_bps=100000000)
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: box_of(rdr) == "miss:all_over_capacity", 10, what="over capacity")
+    boxes.set("box-a1", egress_bps=0)
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 back")
+
+
+def test_redis_absent_at_start_then_boxes_once_it_comes_up(procs, tmp_path, redis, boxes):
+    redis.stop()
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    r = curl(rdr.url + "/x.ts")
+    assert r.status == 302 and r.headers["echos-miss"] == "redis_down"
+    assert r.headers["location"] == ORIGIN + "/x.ts"
+    redis.start()
+    add_ab(boxes)
+    wait_for(lambda: box_of(rdr) == "box-a1", 15, interval=0.2, what="box chosen after redis")
+    assert rdr.metrics()["echos_redirector_redis_up"] == 1
+
+
+def test_redis_killed_keeps_boxes_for_grace_then_origin_then_recovers(procs, tmp_path, redis,
+                                                                      boxes):
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr, extra={"boxes.grace": "2s"})
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+    redis.stop()
+    t0 = time.monotonic()
+    # inside the grace: still the last-known box (ages frozen)
+    while time.monotonic() - t0 < 1.3:
+        assert box_of(rdr) == "box-a1"
+        time.sleep(0.1)
+    wait_for(lambda: box_of(rdr) == "miss:redis_down", 5, interval=0.1, what="redis_down")
+    assert time.monotonic() - t0 >= 1.9
+    wait_for(lambda: "down for" in rdr.proc.log_text(), 5, what="down log line")
+    redis.start()
+    wait_for(lambda: box_of(rdr) == "box-a1", 15, interval=0.2, what="recovery")
+    m = rdr.metrics()
+    assert m['echos_redirector_fallbacks_total{reason="redis_down"}'] >= 1
+
+
+def test_bad_config_exits_2_naming_file_and_line(tmp_path):
+    bad = write_conf(tmp_path / "bad.conf", {"origin.url": ORIGIN, "token.master": MASTER,
+                                             "sla.max_util": "lots"})
+    r = run([echos_bin("echos-redirector"), "-c", bad])
+    assert r.returncode == 2
+    assert f"{bad}:3" in r.stderr and "sla.max_util" in r.stderr
+
+    bad2 = write_conf(tmp_path / "bad2.conf", {"origin.url": ORIGIN, "token.master": "7:zz",
+                                               "sla.max_class": "planet"})
+    r = run([echos_bin("echos-redirector"), "-c", bad2])
+    assert r.returncode == 2
+    assert f"{bad2}:2: token.master" in r.stderr
+    assert f"{bad2}:3: sla.max_class" in r.stderr
+
+    bad3 = write_conf(tmp_path / "bad3.conf", {"token.master": MASTER, "no.such.key": "1"})
+    r = run([echos_bin("echos-redirector"), "-c", bad3])
+    assert r.returncode == 2 and f"{bad3}:2" in r.stderr
+
+    r = run([echos_bin("echos-redirector"), "-c", write_conf(tmp_path / "no-origin.conf", {
+        "token.master": MASTER})])
+    assert r.returncode == 2 and "origin.url" in r.stderr
+
+    r = run([echos_bin("echos-redirector"), "--help"])
+    assert r.returncode == 0 and "sla.max_class" in r.stdout and "Exit codes" in r.stdout
+    r = run([echos_bin("echos-redirector"), "--version"])
+    assert r.returncode == 0 and r.stdout.startswith("echos-redirector ")
+
+    r = run([echos_bin("echos-redirector"), "-c", write_conf(tmp_path / "ok.conf", {
+        "origin.url": ORIGIN, "token.master": MASTER}), "-t"])
+    assert r.returncode == 0, r.stderr
+
+
+def test_corrupt_mmdb_at_start_is_a_clear_error_not_a_crash(tmp_path, geoip_dir):
+    bad_dir = geoip_dir / "bad-data"
+    refused = 0
+    for mmdb in sorted(bad_dir.glob("*.mmdb")):
+        conf = write_conf(tmp_path / "g.conf", {"origin.url": ORIGIN, "token.master": MASTER,
+                                                "geoip.city": str(mmdb)})
+        r = run([echos_bin("echos-redirector"), "-c", conf, "-t"])
+        assert r.returncode in (0, 2), f"{mmdb.name}: exit {r.returncode}\n{r.stderr}"
+        assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr
+        if r.returncode == 2:
+            refused += 1
+            assert str(mmdb) in r.stderr, r.stderr
+    assert refused >= 1
+    conf = write_conf(tmp_path / "g.conf", {"origin.url": ORIGIN, "token.master": MASTER,
+                                            "geoip.city": str(bad_dir / "libmaxminddb-metadata-marker-only.mmdb")})
+    r = run([echos_bin("echos-redirector"), "-c", conf])
+    assert r.returncode == 2 and "libmaxminddb-metadata-marker-only.mmdb" in r.stderr
+
+
+def test_sighup_with_a_corrupt_mmdb_keeps_the_old_one(procs, tmp_path, redis, boxes,
+                                                      geoip_dir):
+    city = tmp_path / "city.mmdb"
+    shutil.copy(geoip_dir / "GeoIP2-City-Test.mmdb", city)
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr, extra={"geoip.city": str(city)})
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+    tmp = tmp_path / "city.new"
+    shutil.copy(geoip_dir / "bad-data" / "libmaxminddb-metadata-marker-only.mmdb", tmp)
+    os.replace(tmp, city)
+    rdr.proc.signal(signal.SIGHUP)
+    wait_for(lambda: re.search(r"reload: .*city\.mmdb.*keeping the old one",
+                               rdr.proc.log_text()), 5, what="reload refusal line")
+    assert rdr.proc.alive()
+    assert box_of(rdr) == "box-a1"
+    # a good file is taken on the next SIGHUP
+    shutil.copy(geoip_dir / "GeoIP2-City-Test.mmdb", tmp)
+    os.replace(tmp, city)
+    rdr.proc.signal(signal.SIGHUP)
+    wait_for(lambda: "reload: MMDB" in rdr.proc.log_text(), 5, what="reload success line")
+    assert box_of(rdr) == "box-a1"
+    # a config that does not load is not applied, and says where it is wrong
+    conf = Path(rdr.conf_path)
+    good = conf.read_text()
+    conf.write_text(good + "sla.max_class = planet\n")
+    lines = len(conf.read_text().splitlines())
+    rdr.proc.signal(signal.SIGHUP)
+    wait_for(lambda: f"reload: {conf}:{lines}: sla.max_class" in rdr.proc.log_text(), 5,
+             what="config reload refusal")
+    assert "keeping the old one" in rdr.proc.log_text()
+    assert box_of(rdr) == "box-a1"
+
+
+def test_bad_requests_get_400_405_and_preflight_204(procs, tmp_path, redis):
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    r = curl(rdr.url + "/a/../etc/passwd", "--path-as-is")
+    assert r.status == 400
+    r = curl(rdr.url + "/a/%2e%2e/b")
+    assert r.status == 400
+    r = curl(rdr.url + "/x", "-X", "POST")
+    assert r.status == 405 and "GET" in r.headers["allow"]
+    r = curl(rdr.url + "/x", "-X", "OPTIONS", "-H", "Origin: https://player.example",
+             "-H", "Access-Control-Request-Method: GET",
+             "-H", "Access-Control-Request-Headers: range")
+    assert r.status == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "GET" in r.headers["access-control-allow-methods"]
+    assert "range" in r.headers["access-control-allow-headers"].lower()
+    m = rdr.metrics()
+    assert m['echos_redirector_bad_requests_total{reason="path"}'] == 2
+    assert m['echos_redirector_bad_requests_total{reason="method"}'] == 1
+    assert rdr.proc.alive()
+
+
+def test_metrics_popularity_and_accounting_agree_with_requests(procs, tmp_path, redis, boxes):
+    boxes.add("box-a1", BOX_A[1], pop="pop-a", region="region-1")
+    rdr = Rdr(procs, tmp_path, redis.addr, extra={"sla.max_class": "pop"})
+    wait_for(lambda: box_of(rdr, "/warm") == "box-a1", 10, what="box-a1 chosen")
+    base = rdr.metrics()
+    for _ in range(5):
+        assert box_of(rdr, "/v/pop.ts", source="127.0.0.1") == "box-a1"
+    for _ in range(3):  # pop-b has no box and the class is limited to the PoP
+        assert box_of(rdr, "/v/pop.ts", source="127.0.0.5", ) == "miss:no_box_in_reach"
+    for _ in range(2):
+        curl(rdr.url + "/v/pop.ts", "--http2-prior-knowledge", "--interface", "127.0.0.1")
+    m = rdr.metrics()
+
+    def delta(k):
+        return m.get(k, 0) - base.get(k, 0)
+    assert delta('echos_redirector_requests_total{proto="h1",outcome="box"}') == 5
+    assert delta('echos_redirector_requests_total{proto="h2",outcome="box"}') == 2
+    assert delta('echos_redirector_requests_total{proto="h1",outcome="origin"}') == 3
+    assert delta('echos_redirector_fallbacks_total{reason="no_box_in_reach"}') == 3
+    assert delta("echos_redirector_decision_seconds_count") == 10
+
+    def pop_scores():
+        keys = redis.cli("KEYS", "echos:pop:*").split()
+        s = {}
+        for k in keys:
+            sc = redis.cli("ZSCORE", k, "/v/pop.ts")
+            if sc:
+                s[k.split(":m:")[0]] = s.get(k.split(":m:")[0], 0) + float(sc)
+        return s
+    wait_for(lambda: pop_scores().get("echos:pop:{region-1}") == 7 and
+             pop_scores().get("echos:pop:{region-2}") == 3, 5, what="popularity flushed")
+    key = redis.cli("KEYS", "echos:pop:{region-1}:m:*").split()[0]
+    assert 0 < int(redis.cli("TTL", key)) <= 7200
+
+    def acct():
+        t = redis.hgetall("echos:acct:total")
+        return (int(t.get("rdr.box", 0)), int(t.get("rdr.origin", 0)),
+                int(t.get("rdr.miss.no_box_in_reach", 0)))
+    wait_for(lambda: acct()[0] >= 8 and acct()[2] == 3, 5, what="accounting flushed")
+    minute = redis.cli("KEYS", "echos:acct:m:*").split()
+    assert minute and int(redis.cli("TTL", minute[0])) > 0
+
+
+def test_malformed_box_is_skipped_with_a_log_line(procs, tmp_path, redis, boxes):
+    boxes.add("box-a1", BOX_A[1], pop="pop-a", region="region-1", status="sideways")
+    boxes.add("box-b1", BOX_B[1], pop="pop-b", region="region-2")
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: box_of(rdr) == "box-b1", 10, what="box-b1 chosen")
+    wait_for(lambda: "box-a1: malformed heartbeat" in rdr.proc.log_text(), 5, what="log")
+    assert rdr.metrics()["echos_redirector_boxes"] == 1
+    assert rdr.proc.log_text().count("malformed heartbeat") <= 2
+
+
+def test_sigterm_drains_and_exits_0(procs, tmp_path, redis):
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    curl(rdr.url + "/x")
+    assert rdr.proc.stop(timeout=12) == 0
