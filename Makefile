@@ -15,13 +15,15 @@ ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 PYTHON    := /usr/bin/python3
 
-DAEMONS   := echos-redirector echos-edge echos-origin-shim echos-policy echosctl
+DAEMONS   := echos-redirector echos-edge echos-origin-shim echos-policy echosctl \
+             $(if $(wildcard policy/sim_main.c),echos-sim)
 LIB_SRC    = $(wildcard common/*.c) $(wildcard policy/pol_*.c)
 rdr_SRC    = $(wildcard redirector/*.c)
 edge_SRC   = $(wildcard edge/*.c)
 shim_SRC   = $(wildcard origin-shim/*.c)
 pold_SRC   = $(wildcard policy/pold_*.c)
 ctl_SRC    = $(wildcard ctl/*.c)
+sim_SRC    = $(wildcard policy/sim_*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 
 objs = $(patsubst %.c,build/$(1)/%.o,$(2))
@@ -29,7 +31,7 @@ objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 .PHONY: all deps asan check unit integration demo bench clean distclean help
 .DEFAULT_GOAL := all
 
-all: deps bin/echos-redirector bin/echos-edge bin/echos-origin-shim bin/echos-policy bin/echosctl
+all: deps $(addprefix bin/,$(DAEMONS))
 
 help:
 	@echo "make            build bin/ (installs missing Debian packages first)"
@@ -64,6 +66,7 @@ $(eval $(call daemon_rules,echos-edge,edge))
 $(eval $(call daemon_rules,echos-origin-shim,shim))
 $(eval $(call daemon_rules,echos-policy,pold))
 $(eval $(call daemon_rules,echosctl,ctl))
+$(eval $(call daemon_rules,echos-sim,sim))
 
 # --- tests --------------------------------------------------------------------------
 UNIT_BINS = $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))

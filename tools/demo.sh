@@ -113,7 +113,7 @@ box.id = $id
 box.url = https://$ip:$P_BOX_TLS
 box.pop = $pop
 box.region = $region
-box.uplink = 200M
+box.uplink = 1G
 listen = $ip:$P_BOX
 listen_tls = $ip:$P_BOX_TLS
 tls.cert = $RUN/tls/cert.pem
@@ -150,18 +150,20 @@ EOF
 start redirector "$BIN/echos-redirector" -c "$RUN/conf/redirector.conf"
 wait_port 127.0.0.1 $P_RDR_TLS redirector
 
-# Wait until the redirector sees all boxes (heartbeats every second).
-for _ in $(seq 100); do
-	n=$(curl -s "http://127.0.0.1:$P_RDR_ADMIN/metrics" |
-		awk '/^echos_redirector_boxes /{print $2+0}')
-	[ "${n:-0}" -ge ${#BOXES[@]} ] && break
-	sleep 0.1
+# Wait until the redirector routes viewers of both PoPs to boxes: a box needs a couple of
+# good heartbeats (one a second) before it gets viewers.
+for src in 127.0.1.100 127.0.2.100; do
+	for _ in $(seq 100); do
+		curl -s -o /dev/null -D - --interface $src -I "http://127.0.0.1:$P_RDR/_probe" |
+			grep -qi '^echos-box:' && break
+		sleep 0.1
+	done
 done
 
 # --- the viewer scenario ---------------------------------------------------------------
 say ""
 say "== viewers"
-printf '%-8s %-11s %-9s %-28s %-14s %10s  %s\n' VIEWER FROM PROTOCOL OBJECT "SERVED BY" BYTES VERIFIED
+printf '%-8s %-11s %-9s %-24s %-26s %10s  %s\n' VIEWER FROM PROTOCOL OBJECT "SERVED BY" BYTES VERIFIED
 FAILS=0
 CACERT=(--cacert "$RUN/tls/cert.pem")
 
@@ -170,23 +172,25 @@ fetch() {
 	local viewer=$1 src=$2 proto=$3 url=$4; shift 4
 	local out="$RUN/body" info served path want got verified
 	info=$(curl -sS -L --max-time 30 --interface "$src" "${CACERT[@]}" "$@" \
-		-o "$out" -w '%{url_effective} %{http_version} %{size_download}' "$url") || {
+		-D "$RUN/headers" -o "$out" -w '%{url_effective} %{http_version} %{size_download}' "$url") || {
 		say "  $viewer: curl failed for $url"; FAILS=$((FAILS + 1)); return; }
 	read -r eff ver size <<<"$info"
 	path=${url#*://*/}
 	path=/${path%%\?*}
+	case "$path" in /t/*) path=${path#/t/}; path=/${path#*/} ;; esac
 	case "$eff" in
 	*"/t/"*) served=$(awk -v u="$eff" 'BEGIN{split(u,a,"/"); print a[3]}')
 		for b in "${BOXES[@]}"; do read -r id ip _ <<<"$b"
 			[ "${served%%:*}" = "$ip" ] && served=$id; done ;;
-	*:$P_SHIM/*) served="origin" ;;
+	*:$P_SHIM/*) served="origin ($(tr -d '\r' <"$RUN/headers" |
+		awk -F': ' 'tolower($1)=="echos-miss"{print $2}'))" ;;
 	*) served="?" ;;
 	esac
 	want=$(sha256sum <"$RUN/origin$path" | cut -c1-64)
 	got=$(sha256sum <"$out" | cut -c1-64)
 	if [ "$want" = "$got" ]; then verified="sha-256 ok"; else
 		verified="MISMATCH"; FAILS=$((FAILS + 1)); fi
-	printf '%-8s %-11s %-9s %-28s %-14s %10s  %s\n' "$viewer" "$src" "$proto/$ver" \
+	printf '%-8s %-11s %-9s %-24s %-26s %10s  %s\n' "$viewer" "$src" "$proto" \
 		"$path" "$served" "$size" "$verified"
 	LAST_URL=$eff
 }
