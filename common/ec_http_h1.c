@@ -1,0 +1,616 @@
+/* ec_http_h1: HTTP/1.1 (and 1.0) on one connection. A strict scanner finds each request's
+ * header block and refuses what request smuggling needs (bare LF or CR, NUL, obs-fold,
+ * oversize); http-parser then validates it. One request is answered at a time: pipelined
+ * ones wait in the input and are answered in order, none after a bad one.
+ * Request bodies are refused (400 on GET/HEAD, 413 otherwise, then close): handlers only
+ * see bodiless requests. Owns nothing beyond the connection's h1 state. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ec_err.h"
+#include "ec_http_int.h"
+
+static int h1_on_url(http_parser *p, const char *at, size_t len);
+static int h1_on_field(http_parser *p, const char *at, size_t len);
+static int h1_on_value(http_parser *p, const char *at, size_t len);
+static int h1_on_headers_complete(http_parser *p);
+static int h1_on_message_complete(http_parser *p);
+
+static const http_parser_settings h1_settings = {
+	.on_url = h1_on_url,
+	.on_header_field = h1_on_field,
+	.on_header_value = h1_on_value,
+	.on_headers_complete = h1_on_headers_complete,
+	.on_message_complete = h1_on_message_complete,
+};
+
+static void h1_process(struct ec_http_conn *c);
+
+/* Answers a request we will not serve with a one-line body and closes after it. Nothing
+ * received after it on this connection is processed. */
+static void h1_refuse(struct ec_http_conn *c, int status, enum ec_http_rej why,
+                      const char *msg)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+	struct ec_http_server *s = c->srv;
+	char buf[512];
+	int n;
+
+	ec_http_reject(s, why);
+	ec_http_log_refusal(c, h->cur ? h->cur->pub.id : 0, status, msg);
+	h->is_broken = 1;
+	if (h->cur) {
+		ec_http_rq_discard(h->cur);
+		h->cur = NULL;
+	}
+	n = snprintf(buf, sizeof buf,
+	             "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+	             status, ec_http_reason(status), ec_http_date(s), strlen(msg) + 1, msg);
+	if (n > 0 && (size_t)n < sizeof buf)
+		bufferevent_write(c->bev, buf, (size_t)n);
+	ec_http_conn_timer(c, EC_HTTP_TM_NONE);
+	ec_http_conn_shutdown(c);
+}
+
+static void h1_scan_reset(struct ec_http_h1 *h)
+{
+	h->scan_off = 0;
+	h->line_start = 0;
+	h->n_lines = 0;
+	h->seen_reqline = 0;
+}
+
+/* Looks for the end of the header block at the front of `in`, scanning each byte once.
+ * Returns 0 to wait for more, 1 with *blocklen set, or a status to refuse with (*why,
+ * *msg set). */
+static int h1_scan(struct ec_http_conn *c, struct evbuffer *in, size_t *blocklen,
+                   enum ec_http_rej *why, const char **msg)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+	struct ec_http_server *s = c->srv;
+	size_t avail = evbuffer_get_length(in), cap = s->h1_raw_cap, i;
+	const unsigned char *p;
+
+	if (avail > cap + 1)
+		avail = cap + 1;
+	p = evbuffer_pullup(in, (ev_ssize_t)avail);
+	if (!p) {
+		*why = EC_HTTP_REJ_BAD_REQUEST;
+		*msg = "out of memory";
+		return 503;
+	}
+	*why = EC_HTTP_REJ_SMUGGLING;
+	for (i = h->scan_off; i < avail; i++) {
+		unsigned char ch = p[i];
+
+		if (ch == '\n') {
+			if (i == 0 || p[i - 1] != '\r') {
+				*msg = "bare LF in request header";
+				return 400;
+			}
+			if (i - 1 == h->line_start) {
+				if (!h->seen_reqline) { /* empty lines before the request line */
+					h->line_start = i + 1;
+					continue;
+				}
+				*blocklen = i + 1;
+				return 1;
+			}
+			if (!h->seen_reqline) {
+				h->seen_reqline = 1;
+			} else if (++h->n_lines > s->o.max_header_fields) {
+				*why = EC_HTTP_REJ_HEADER_FIELDS;
+				*msg = "too many header fields";
+				return 431;
+			}
+			h->line_start = i + 1;
+		} else if (ch == '\r') {
+			if (i + 1 == avail)
+				break; /* see what follows first */
+			if (p[i + 1] != '\n') {
+				*msg = "bare CR in request header";
+				return 400;
+			}
+		} else if (ch == '\0') {
+			*msg = "NUL in request header";
+			return 400;
+		} else if ((ch == ' ' || ch == '\t') && i == h->line_start) {
+			*msg = h->seen_reqline ? "obsolete line folding in request header"
+			                       : "whitespace before the request line";
+			if (!h->seen_reqline)
+				*why = EC_HTTP_REJ_BAD_REQUEST;
+			return 400;
+		}
+	}
+	h->scan_off = i;
+	if (avail > cap) {
+		*why = EC_HTTP_REJ_HEADER_BYTES;
+		*msg = "request header block too large";
+		return 431;
+	}
+	return 0;
+}
+
+/* RFC 9110 tchar: http-parser's lenient mode lets a space into a field name, which is how
+ * "Transfer-Encoding : chunked" would slip past as some other header */
+static int is_token(const char *s, size_t n)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+	size_t i;
+
+	if (!n)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch))))
+			return 0;
+	}
+	return 1;
+}
+
+static struct ec_http_rq *parser_rq(http_parser *p, struct ec_http_conn **cp)
+{
+	struct ec_http_conn *c = p->data;
+
+	*cp = c;
+	return c->u.h1.cur;
+}
+
+static int h1_fail(struct ec_http_conn *c, int status, enum ec_http_rej why, const char *msg)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+
+	if (!h->bad) {
+		h->bad = status;
+		h->bad_rej = why;
+		h->bad_msg = msg;
+	}
+	return -1;
+}
+
+static int h1_on_url(http_parser *p, const char *at, size_t len)
+{
+	struct ec_http_conn *c;
+	struct ec_http_rq *rq = parser_rq(p, &c);
+
+	/* the block is contiguous: the target comes in one piece */
+	if (rq->has_target)
+		return h1_fail(c, 400, EC_HTTP_REJ_BAD_REQUEST, "malformed request target");
+	if (len > c->srv->o.max_header_bytes)
+		return h1_fail(c, 414, EC_HTTP_REJ_HEADER_BYTES, "request target too long");
+	if (ec_http_rq_put(rq, at, len, 0, &rq->target_off))
+		return h1_fail(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+	rq->target_len = (uint32_t)len;
+	rq->has_target = 1;
+	return 0;
+}
+
+static int h1_on_field(http_parser *p, const char *at, size_t len)
+{
+	struct ec_http_conn *c;
+	struct ec_http_rq *rq = parser_rq(p, &c);
+	struct ec_http_server *s = c->srv;
+	struct ec_http_header *hd;
+	uint32_t no, vo;
+
+	if (c->u.h1.last_cb == 1)
+		return h1_fail(c, 400, EC_HTTP_REJ_BAD_REQUEST, "malformed header field");
+	c->u.h1.last_cb = 1;
+	if (!is_token(at, len))
+		return h1_fail(c, 400, EC_HTTP_REJ_SMUGGLING, "invalid header field name");
+	if (++rq->n_fields > s->o.max_header_fields)
+		return h1_fail(c, 431, EC_HTTP_REJ_HEADER_FIELDS, "too many header fields");
+	rq->hdr_bytes += len;
+	if (rq->hdr_bytes > s->o.max_header_bytes)
+		return h1_fail(c, 431, EC_HTTP_REJ_HEADER_BYTES, "request headers too large");
+	if (rq->pub.n_headers == rq->hdrs_cap) {
+		size_t cap = rq->hdrs_cap ? rq->hdrs_cap * 2 : 16;
+		struct ec_http_header *n = realloc(rq->hdrs, cap * sizeof *n);
+		if (!n)
+			return h1_fail(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+		rq->hdrs = n;
+		rq->hdrs_cap = cap;
+	}
+	/* the value starts empty: http-parser may skip the callback for an empty one */
+	if (ec_http_rq_put(rq, at, len, 1, &no) || ec_http_rq_put(rq, "", 0, 0, &vo))
+		return h1_fail(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+	hd = &rq->hdrs[rq->pub.n_headers++];
+	hd->name = (const char *)(uintptr_t)no;
+	hd->name_len = len;
+	hd->value = (const char *)(uintptr_t)vo;
+	hd->value_len = 0;
+	return 0;
+}
+
+static int h1_on_value(http_parser *p, const char *at, size_t len)
+{
+	struct ec_http_conn *c;
+	struct ec_http_rq *rq = parser_rq(p, &c);
+	struct ec_http_h1 *h = &c->u.h1;
+	struct ec_http_header *hd;
+	const char *name;
+	uint32_t vo;
+
+	if (h->last_cb != 1 || !rq->pub.n_headers)
+		return h1_fail(c, 400, EC_HTTP_REJ_BAD_REQUEST, "malformed header value");
+	h->last_cb = 2;
+	while (len && (at[len - 1] == ' ' || at[len - 1] == '\t'))
+		len--;
+	rq->hdr_bytes += len;
+	if (rq->hdr_bytes > c->srv->o.max_header_bytes)
+		return h1_fail(c, 431, EC_HTTP_REJ_HEADER_BYTES, "request headers too large");
+	if (memchr(at, '\r', len) || memchr(at, '\n', len) || memchr(at, '\0', len))
+		return h1_fail(c, 400, EC_HTTP_REJ_SMUGGLING, "CR, LF or NUL in a header value");
+	if (ec_http_rq_put(rq, at, len, 0, &vo))
+		return h1_fail(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+	hd = &rq->hdrs[rq->pub.n_headers - 1];
+	hd->value = (const char *)(uintptr_t)vo;
+	hd->value_len = len;
+	name = rq->arena + (uintptr_t)hd->name;
+	switch (hd->name_len) {
+	case 4:
+		if (memcmp(name, "host", 4) == 0) {
+			h->n_host++;
+			rq->auth_off = vo;
+			rq->auth_len = (uint32_t)len;
+			rq->has_auth = 1;
+		}
+		break;
+	case 14:
+		if (memcmp(name, "content-length", 14) == 0)
+			h->n_cl++;
+		break;
+	case 17:
+		if (memcmp(name, "transfer-encoding", 17) == 0)
+			h->n_te++;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int h1_on_headers_complete(http_parser *p)
+{
+	return 0;
+}
+
+static int h1_on_message_complete(http_parser *p)
+{
+	return 0;
+}
+
+/* Parses the header block [0, blocklen) of the input; dispatches the request or refuses
+ * it. */
+static void h1_parse(struct ec_http_conn *c, size_t blocklen)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)blocklen);
+	struct ec_http_rq *rq;
+	enum http_errno he;
+	size_t n;
+	int has_body;
+
+	h->bad = 0;
+	h->last_cb = 0;
+	h->n_cl = h->n_te = h->n_host = 0;
+	rq = ec_http_rq_new(c);
+	if (!rq || !data) {
+		h1_refuse(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+		return;
+	}
+	h->cur = rq;
+	/* one growth up front: the block fits with room for the path and query copies */
+	ec_http_rq_reserve(rq, blocklen + 256);
+	http_parser_init(&h->parser, HTTP_REQUEST);
+	h->parser.data = c;
+	n = http_parser_execute(&h->parser, &h1_settings, data, blocklen);
+	if (h->bad) {
+		h1_refuse(c, h->bad, (enum ec_http_rej)h->bad_rej, h->bad_msg);
+		return;
+	}
+	he = HTTP_PARSER_ERRNO(&h->parser);
+	if (he != HPE_OK || (n != blocklen && !h->parser.upgrade)) {
+		if (he == HPE_UNEXPECTED_CONTENT_LENGTH || he == HPE_INVALID_TRANSFER_ENCODING ||
+		    he == HPE_INVALID_CONTENT_LENGTH)
+			h1_refuse(c, 400, EC_HTTP_REJ_SMUGGLING, http_errno_description(he));
+		else if (he == HPE_INVALID_VERSION)
+			h1_refuse(c, 505, EC_HTTP_REJ_BAD_REQUEST, "HTTP version not supported");
+		else
+			h1_refuse(c, 400, EC_HTTP_REJ_BAD_REQUEST,
+			          he != HPE_OK ? http_errno_description(he) : "malformed request");
+		return;
+	}
+	if (h->parser.http_major != 1 || h->parser.http_minor > 1) {
+		h1_refuse(c, 505, EC_HTTP_REJ_BAD_REQUEST, "HTTP version not supported");
+		return;
+	}
+	if (h->n_cl && h->n_te) {
+		h1_refuse(c, 400, EC_HTTP_REJ_SMUGGLING,
+		          "both Content-Length and Transfer-Encoding");
+		return;
+	}
+	if (h->n_cl > 1) {
+		h1_refuse(c, 400, EC_HTTP_REJ_SMUGGLING, "more than one Content-Length");
+		return;
+	}
+	if (h->n_host > 1) {
+		h1_refuse(c, 400, EC_HTTP_REJ_BAD_REQUEST, "more than one Host");
+		return;
+	}
+	if (!h->n_host && h->parser.http_minor == 1) {
+		h1_refuse(c, 400, EC_HTTP_REJ_BAD_REQUEST, "missing Host");
+		return;
+	}
+	has_body = h->n_te || (h->n_cl && h->parser.content_length > 0);
+	if (has_body) {
+		if (h->parser.method == HTTP_GET || h->parser.method == HTTP_HEAD)
+			h1_refuse(c, 400, EC_HTTP_REJ_BODY, "a GET or HEAD request has no body");
+		else
+			h1_refuse(c, 413, EC_HTTP_REJ_BODY, "request bodies are not accepted");
+		return;
+	}
+	rq->pub.method = http_method_str((enum http_method)h->parser.method);
+	rq->pub.is_head = h->parser.method == HTTP_HEAD;
+	rq->keep_alive = http_should_keep_alive(&h->parser) ? 1 : 0;
+	rq->is_http10 = h->parser.http_minor == 0;
+	if (ec_http_rq_seal(rq) != 0) {
+		h1_refuse(c, 400, EC_HTTP_REJ_BAD_REQUEST, "request target must be a path");
+		return;
+	}
+	evbuffer_drain(in, blocklen);
+	h1_scan_reset(h);
+	ec_http_conn_timer(c, EC_HTTP_TM_NONE);
+	ec_http_rq_dispatch(rq);
+}
+
+/* Starts requests while none is in flight: one at a time, in order. */
+static void h1_process(struct ec_http_conn *c)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (!c->is_closing && !c->is_shutdown && !h->is_broken && !h->cur) {
+		size_t blocklen = 0;
+		enum ec_http_rej why;
+		const char *msg = NULL;
+		int r;
+
+		if (evbuffer_get_length(in) == 0 || c->peer_eof) {
+			/* after EOF no new request starts: the client cannot read the answer
+			 * unless it only half-closed, and that is too rare to hold work for */
+			if (c->peer_eof)
+				ec_http_conn_close(c);
+			break;
+		}
+		if (c->tmode != EC_HTTP_TM_HEADER)
+			ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
+		r = h1_scan(c, in, &blocklen, &why, &msg);
+		if (r == 0)
+			break;
+		if (r != 1) {
+			h1_refuse(c, r, why, msg);
+			break;
+		}
+		h1_parse(c, blocklen);
+	}
+}
+
+void ec_http_h1_on_read(struct ec_http_conn *c)
+{
+	h1_process(c);
+}
+
+/* The client closed its side. A request still with the handler (or mid-stream) counts
+ * as gone: its close callback says so and the handler can stop working for it. A
+ * response already queued is flushed, then the connection closes. */
+void ec_http_h1_on_eof(struct ec_http_conn *c)
+{
+	struct ec_http_rq *rq = c->u.h1.cur;
+
+	if (rq && rq->state != EC_HTTP_RQ_SENT)
+		ec_http_h1_abort(rq);
+	else if (!rq)
+		ec_http_conn_close(c);
+}
+
+/* Output fell to a watermark: wake a streaming producer waiting for room. */
+void ec_http_h1_on_write(struct ec_http_conn *c)
+{
+	struct ec_http_rq *rq = c->u.h1.cur;
+
+	if (rq && rq->state == EC_HTTP_RQ_BODY && rq->drain_armed && rq->drain_cb &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->srv->o.out_low_water) {
+		rq->drain_armed = 0;
+		rq->drain_cb(&rq->pub, rq->drain_arg);
+	}
+}
+
+/* With no callback on the stack: a response whose bytes all left ends its request; then
+ * the connection idles, closes, or starts the next pipelined request. */
+void ec_http_h1_settle(struct ec_http_conn *c)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct ec_http_rq *rq;
+
+	while ((rq = h->cur) && rq->state == EC_HTTP_RQ_SENT && evbuffer_get_length(out) == 0) {
+		h->cur = NULL;
+		ec_http_rq_finish(rq, 1);
+		if (h->close_after || c->is_shutdown) {
+			ec_http_conn_shutdown(c);
+			return;
+		}
+		ec_http_conn_timer(c, EC_HTTP_TM_IDLE);
+		h1_process(c);
+	}
+}
+
+void ec_http_h1_on_timeout(struct ec_http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	if (c->u.h1.cur || evbuffer_get_length(in) == 0) {
+		ec_http_conn_close(c);
+		return;
+	}
+	h1_refuse(c, 408, EC_HTTP_REJ_HEADER_TIMEOUT, "request headers not completed in time");
+}
+
+void ec_http_h1_drain(struct ec_http_conn *c)
+{
+	if (c->u.h1.cur)
+		c->u.h1.close_after = 1;
+	else
+		ec_http_conn_shutdown(c);
+}
+
+static char *put_str(char *d, const char *s, size_t n)
+{
+	memcpy(d, s, n);
+	return d + n;
+}
+
+#define PUT_LIT(d, lit) put_str((d), (lit), sizeof(lit) - 1)
+
+/* Writes the status line and headers. clen >= 0: Content-Length; -1: unknown (chunked
+ * when the client speaks 1.1 and chunked_ok, else the close delimits); -2: none. */
+int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
+                       size_t n_hdrs, int64_t clen, int chunked_ok)
+{
+	struct ec_http_conn *c = rq->conn;
+	struct ec_http_h1 *h = &c->u.h1;
+	struct ec_http_server *s = c->srv;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const char *reason = ec_http_reason(status);
+	size_t rlen = strlen(reason), need, i, nl, vl;
+	int keep = rq->keep_alive && !s->is_draining && !c->peer_eof && !h->close_after;
+	struct evbuffer_iovec vec;
+	char *d, num[24];
+	int nn;
+
+	need = 9 + 4 + rlen + 2 + 6 + 29 + 2 + 2;
+	for (i = 0; i < n_hdrs; i++) {
+		if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0)) {
+			if (nl == 10 && vl == 5 && strncasecmp(hdrs[i].name, "connection", 10) == 0 &&
+			    strncasecmp(hdrs[i].value, "close", 5) == 0)
+				keep = 0;
+			continue;
+		}
+		need += nl + vl + 4;
+	}
+	rq->is_chunked = 0;
+	if (clen == -1) {
+		if (chunked_ok && !rq->is_http10)
+			rq->is_chunked = 1;
+		else
+			keep = 0;
+	}
+	need += 16 + 20 + 2 + 28 + 24;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)need, &vec, 1) < 1)
+		return EC_ENOMEM;
+	d = vec.iov_base;
+	d = PUT_LIT(d, "HTTP/1.1 ");
+	*d++ = (char)('0' + status / 100);
+	*d++ = (char)('0' + status / 10 % 10);
+	*d++ = (char)('0' + status % 10);
+	*d++ = ' ';
+	d = put_str(d, reason, rlen);
+	d = PUT_LIT(d, "\r\nDate: ");
+	d = put_str(d, ec_http_date(s), 29);
+	d = PUT_LIT(d, "\r\n");
+	for (i = 0; i < n_hdrs; i++) {
+		if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0))
+			continue;
+		d = put_str(d, hdrs[i].name, nl);
+		*d++ = ':';
+		*d++ = ' ';
+		d = put_str(d, hdrs[i].value, vl);
+		*d++ = '\r';
+		*d++ = '\n';
+	}
+	if (clen >= 0) {
+		nn = snprintf(num, sizeof num, "%lld", (long long)clen);
+		d = PUT_LIT(d, "Content-Length: ");
+		d = put_str(d, num, (size_t)nn);
+		d = PUT_LIT(d, "\r\n");
+	} else if (rq->is_chunked) {
+		d = PUT_LIT(d, "Transfer-Encoding: chunked\r\n");
+	}
+	if (!keep)
+		d = PUT_LIT(d, "Connection: close\r\n");
+	else if (rq->is_http10)
+		d = PUT_LIT(d, "Connection: keep-alive\r\n");
+	d = PUT_LIT(d, "\r\n");
+	vec.iov_len = (size_t)(d - (char *)vec.iov_base);
+	EC_ASSERT(vec.iov_len <= need);
+	if (evbuffer_commit_space(out, &vec, 1) != 0)
+		return EC_ENOMEM;
+	h->close_after = !keep;
+	rq->state = EC_HTTP_RQ_BODY;
+	if (chunked_ok) /* streaming: the write callback wakes the producer at low water */
+		bufferevent_setwatermark(c->bev, EV_WRITE, s->o.out_low_water, 0);
+	return 0;
+}
+
+int ec_http_h1_write(struct ec_http_rq *rq, const void *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(rq->conn->bev);
+	char hd[24];
+	int n;
+
+	if (rq->no_body || !len)
+		return 0;
+	if (rq->is_chunked) {
+		n = snprintf(hd, sizeof hd, "%zx\r\n", len);
+		if (evbuffer_add(out, hd, (size_t)n) || evbuffer_add(out, data, len) ||
+		    evbuffer_add(out, "\r\n", 2))
+			return EC_ENOMEM;
+		return 0;
+	}
+	return evbuffer_add(out, data, len) ? EC_ENOMEM : 0;
+}
+
+int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, uint64_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(rq->conn->bev);
+
+	if (evbuffer_add_file_segment(out, seg, 0, (ev_off_t)len) != 0)
+		return EC_EIO;
+	return 0;
+}
+
+int ec_http_h1_end(struct ec_http_rq *rq)
+{
+	struct ec_http_conn *c = rq->conn;
+	int r = 0;
+
+	if (rq->is_chunked && !rq->no_body &&
+	    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5) != 0)
+		r = EC_ENOMEM;
+	rq->state = EC_HTTP_RQ_SENT;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (r)
+		ec_http_h1_abort(rq);
+	return r;
+}
+
+/* An unfinished response cannot be repaired on HTTP/1.1: end the request and close. */
+void ec_http_h1_abort(struct ec_http_rq *rq)
+{
+	struct ec_http_conn *c = rq->conn;
+
+	if (c->u.h1.cur == rq)
+		c->u.h1.cur = NULL;
+	ec_http_rq_finish(rq, 0);
+	ec_http_conn_close(c);
+}
+
+size_t ec_http_h1_buffered(const struct ec_http_rq *rq)
+{
+	return evbuffer_get_length(bufferevent_get_output(rq->conn->bev));
+}
