@@ -75,7 +75,12 @@ build/asan/tests/%: build/asan/tests/unit/%.o $$(call objs,asan,$$(LIB_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LIBS) -lcmocka $(LDFLAGS)
 
-asan: deps $(addprefix build/asan/bin/,$(DAEMONS)) $(UNIT_BINS)
+# The HTTP core's test server (tests/integration/test_http_core.py drives it).
+build/asan/tests/ec_http_testsrv: $$(call objs,asan,tests/http/ec_http_testsrv.c $$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
+
+asan: deps $(addprefix build/asan/bin/,$(DAEMONS)) $(UNIT_BINS) build/asan/tests/ec_http_testsrv
 
 unit: asan
 	@sh tests/run-unit.sh $(UNIT_BINS)
