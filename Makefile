@@ -71,7 +71,7 @@ $(eval $(call daemon_rules,echos-sim,sim))
 # --- tests --------------------------------------------------------------------------
 UNIT_BINS = $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
 .SECONDEXPANSION:
-build/asan/tests/%: build/asan/tests/unit/%.o $$(call objs,asan,$$(LIB_SRC))
+$(UNIT_BINS): build/asan/tests/%: build/asan/tests/unit/%.o $$(call objs,asan,$$(LIB_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LIBS) -lcmocka $(LDFLAGS)
 

@@ -562,10 +562,8 @@ static struct ec_http_ipent *ip_acquire(struct ec_http_server *s, const struct s
 		e->next = s->ip_tab[b];
 		s->ip_tab[b] = e;
 	}
-	if (e->count >= s->o.max_conns_per_ip) {
+	if (e->count >= s->o.max_conns_per_ip) { /* max >= 1: e is not a fresh entry */
 		*over = 1;
-		if (e->count == 0)
-			EC_ASSERT(0);
 		return NULL;
 	}
 	e->count++;

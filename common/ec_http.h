@@ -4,7 +4,22 @@
  * TLS with ALPN choosing h2 or http/1.1. Enforces the limits of HARDENING.md (header
  * size and count, timeouts, connection caps, h2 flood and reset budgets).
  * Owns connections and requests; the handler owns only what it hangs on req->user.
- * Does not route, read files on its own, or know about tokens and caches. */
+ * Does not route, read files on its own, or know about tokens and caches.
+ *
+ * Request bodies are refused for now: a GET or HEAD with a body gets 400, any other
+ * method with a body 413 (HTTP/1.1 then closes; HTTP/2 resets the stream after the
+ * answer). Handlers only ever see bodiless requests. Malformed or oversized headers
+ * (smuggling shapes, bare LF/CR, NUL, obs-fold, too many or too large) are answered by
+ * the server (400/431/505 and close on HTTP/1.1, stream reset on HTTP/2) and never
+ * reach the handler. On HTTP/1.1 a client EOF while the handler still works counts as
+ * the client gone (close callback with completed = 0); pipelined requests are answered
+ * one at a time, in order.
+ *
+ * With opts.metrics, the server registers <p>_connections_total, _connections_open,
+ * _requests_total{proto}, _requests_inflight and _rejects_total{reason}, where <p> is
+ * metrics_prefix + "_http" (or the prefix itself when it already ends in "_http"). The
+ * registry borrows the names and calls back into the server: render it only while the
+ * server exists. */
 #ifndef ECHOS_COMMON_EC_HTTP_H
 #define ECHOS_COMMON_EC_HTTP_H
 
@@ -59,8 +74,10 @@ struct ec_http_req {
 typedef void (*ec_http_handler)(struct ec_http_req *req, void *arg);
 
 /* Called once when the server is about to free req: completed != 0 when the whole
- * response was handed to the kernel, 0 when the client went away or the stream was
- * reset first. After it returns the handler must not touch req again. */
+ * response was handed to the kernel (HTTP/2: its last frame was queued on the
+ * connection and the stream closed cleanly), 0 when the client went away or the stream
+ * was reset first. It never runs inside an ec_http_* call the handler made: it comes
+ * from the event loop. After it returns the handler must not touch req again. */
 typedef void (*ec_http_close_cb)(struct ec_http_req *req, void *arg, int completed);
 /* Called when a stream's queued output drops below the low-water mark. */
 typedef void (*ec_http_drain_cb)(struct ec_http_req *req, void *arg);
@@ -114,12 +131,20 @@ const char *ec_http_req_header(const struct ec_http_req *req, const char *lname,
 void ec_http_req_on_close(struct ec_http_req *req, ec_http_close_cb cb, void *arg);
 
 /* A complete response. The body is copied (not sent for HEAD; Content-Length is still
- * len). Date and Content-Length are added by the server. Returns 0, EC_ECLOSED (client
- * gone: the response is dropped) or EC_ESTATE (already responded). */
+ * len; 204 and 304 get neither body nor Content-Length). Date and Content-Length are
+ * added by the server; handler headers named Date, Content-Length, Transfer-Encoding,
+ * Connection or Keep-Alive are dropped ("Connection: close" closes after the response
+ * on HTTP/1.1), as is any header whose name or value could split the response.
+ * Returns 0, EC_ECLOSED (client gone: the response is dropped), EC_ESTATE (already
+ * responded) or EC_EINVAL (status outside 200..999). */
 int ec_http_respond(struct ec_http_req *req, int status, const struct ec_http_header *hdrs,
                     size_t n_hdrs, const void *body, size_t len);
 /* A response whose body is `len` bytes of `fd` from `off`. Takes fd (closes it, also on
- * error). HTTP/1.1 uses sendfile; HTTP/2 reads into DATA frames without extra copies. */
+ * error). HTTP/1.1 uses sendfile; HTTP/2 reads into DATA frames without extra copies
+ * (file-segment references: sendfile on h2c, one mapping under TLS). A file shorter
+ * than off+len ends the connection when its end is reached. Returns as ec_http_respond,
+ * or EC_EIO when the file cannot be used: nothing was sent, the handler must still
+ * respond. */
 int ec_http_respond_fd(struct ec_http_req *req, int status, const struct ec_http_header *hdrs,
                        size_t n_hdrs, int fd, off_t off, uint64_t len);
 
