@@ -12,6 +12,7 @@
 #include "ec_log.h"
 #include "ec_redis.h"
 #include "shim_conf.h"
+#include "shim_publish.h"
 
 #define OPT(k, t, f, d, lo, hi, h) { k, t, offsetof(struct shim_conf, f), d, lo, hi, h }
 
@@ -48,6 +49,11 @@ const struct ec_cfg_opt shim_conf_opts[] = {
 	    "Redis for byte accounting (host:port); empty = no accounting to Redis"),
 	OPT("admin.listen", EC_CFG_STR, admin_listen, "", 0, 0,
 	    "address of the Prometheus /metrics listener (host:port); empty = disabled"),
+	OPT("publish.token", EC_CFG_STR, publish_token, "", 0, 0,
+	    "bearer secret of POST /_echos/publish (16-512 token68 characters); empty = "
+	    "the publish API is off (404)"),
+	OPT("publish.listen", EC_CFG_STR, publish_listen, "", 0, 0,
+	    "address serving only the publish API (host:port); empty = served on listen"),
 	OPT("log.level", EC_CFG_LEVEL, log_level, "info", 0, 0,
 	    "debug, info, warn or error"),
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
@@ -155,6 +161,31 @@ static int conf_check(struct shim_conf *c, const struct ec_args *args, char *err
 	if (conf_check_addr(c->admin_listen, 1) != 0) {
 		conf_problem(err, errlen, args, "admin.listen",
 		             "expected host:port or nothing, got \"%s\"", c->admin_listen);
+		rc = EC_EINVAL;
+	}
+	if (conf_check_addr(c->publish_listen, 1) != 0) {
+		conf_problem(err, errlen, args, "publish.listen",
+		             "expected host:port or nothing, got \"%s\"", c->publish_listen);
+		rc = EC_EINVAL;
+	}
+	/* the secret itself is never echoed into a message */
+	if (c->publish_token[0] != '\0' && !shim_publish_token_ok(c->publish_token)) {
+		conf_problem(err, errlen, args, "publish.token",
+		             "expected 16-512 characters of A-Z a-z 0-9 - . _ ~ + / (then '=' "
+		             "padding), got a value of %zu characters (not shown)",
+		             strlen(c->publish_token));
+		rc = EC_EINVAL;
+	}
+	if (c->publish_token[0] != '\0' && c->redis_addr[0] == '\0') {
+		conf_problem(err, errlen, args, "publish.token",
+		             "the publish API writes to Redis: expected redis.addr to be set, "
+		             "got an empty redis.addr");
+		rc = EC_EINVAL;
+	}
+	if (c->publish_listen[0] != '\0' && c->publish_token[0] == '\0') {
+		conf_problem(err, errlen, args, "publish.listen",
+		             "expected publish.token to be set too (the API is off without it), "
+		             "got \"%s\" with no token", c->publish_listen);
 		rc = EC_EINVAL;
 	}
 	if (c->spool_dir[0] == '\0' || access(c->spool_dir, W_OK | X_OK) != 0) {

@@ -29,6 +29,9 @@ struct shim_conf {
 	int64_t drain_timeout_ms;       /* SIGTERM: how long in-flight requests may finish */
 	char *redis_addr;               /* "host:port"; "" = no accounting to Redis */
 	char *admin_listen;             /* "host:port" of /metrics; "" = disabled */
+	char *publish_token;            /* bearer secret of POST /_echos/publish; "" = off */
+	char *publish_listen;           /* "host:port" serving only the publish API;
+	                                 * "" = served on `listen` */
 	int log_level;                  /* enum ec_log_level */
 	const char *path;               /* config file, borrowed from argv; NULL = none */
 };

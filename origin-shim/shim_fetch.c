@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ec_cfg.h"
@@ -85,7 +86,7 @@ static void fetch_reset_headers(struct shim_object *o)
 {
 	o->content_type[0] = o->last_modified[0] = o->etag[0] = '\0';
 	o->repr_digest[0] = o->cache_control[0] = o->content_encoding[0] = '\0';
-	o->location[0] = '\0';
+	o->location[0] = o->date[0] = '\0';
 }
 
 /* Returns 1 if [v, v+n) holds a byte no header value may carry (CTL other than HTAB). */
@@ -164,6 +165,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		dst = o->content_encoding, dstlen = sizeof o->content_encoding;
 	else if (IS("Location"))
 		dst = o->location, dstlen = sizeof o->location;
+	else if (IS("Date"))
+		dst = o->date, dstlen = sizeof o->date;
 #undef IS
 	/* XXX: an over-long or malformed value of these is dropped rather than failing the
 	 * object; none of them changes the bytes served */
@@ -282,15 +285,55 @@ static int fetch_curl_code(CURLcode rc)
 	}
 }
 
+/* Sets what every transfer sets: URL and the timeouts in force now. */
+static void fetch_prepare(struct shim_fetcher *f, const char *url)
+{
+	int64_t timeout_ms = atomic_load(&f->opts->timeout_ms);
+
+	f->errbuf[0] = '\0';
+	curl_easy_setopt(f->easy, CURLOPT_URL, url);
+	curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)atomic_load(&f->opts->connect_timeout_ms));
+	/* "no byte for timeout_ms" rather than a cap on the whole transfer, so large
+	 * objects are not cut; it also bounds the wait for the response headers */
+	curl_easy_setopt(f->easy, CURLOPT_LOW_SPEED_TIME, (long)((timeout_ms + 999) / 1000));
+	curl_easy_setopt(f->easy, CURLOPT_MAXFILESIZE_LARGE,
+	                 (curl_off_t)atomic_load(&f->opts->max_bytes));
+}
+
+/* After a transfer: status, Content-Length, the validator's strength, the failure. */
+static void fetch_finish(struct shim_fetcher *f, struct shim_object *obj, CURLcode rc)
+{
+	curl_off_t clen = -1;
+	time_t lm, date;
+
+	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &obj->status);
+	if (curl_easy_getinfo(f->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen) == CURLE_OK)
+		obj->content_length = clen >= 0 ? (int64_t)clen : -1;
+	if (obj->etag[0] == '"') {
+		obj->has_strong_validator = 1;
+	} else if (obj->last_modified[0] && obj->date[0]) {
+		/* RFC 9110 8.8.2.2: a Last-Modified well before Date is a strong validator */
+		lm = curl_getdate(obj->last_modified, NULL);
+		date = curl_getdate(obj->date, NULL);
+		obj->has_strong_validator = lm > 0 && date > 0 && date - lm >= 60;
+	}
+	if (rc == CURLE_FILESIZE_EXCEEDED)
+		fetch_fail(obj, EC_ETOOBIG, "%s", "object larger than max_object_size");
+	if (rc != CURLE_OK)
+		fetch_fail(obj, fetch_curl_code(rc), "%s",
+		           f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc));
+}
+
 /* Fetches url; see shim_fetch.h. The easy handle keeps its live connections across
  * calls: options are set again each time, never reset. */
 int shim_fetch_get(struct shim_fetcher *f, const char *url, struct shim_object *obj)
 {
-	int64_t timeout_ms = atomic_load(&f->opts->timeout_ms);
 	CURLcode rc;
 
 	EC_ASSERT(f->magic == FETCHER_MAGIC);
 	memset(obj, 0, sizeof *obj);
+	obj->content_length = -1;
 	obj->fd = fetch_spool_open(f->opts->spool_dir);
 	if (obj->fd < 0) {
 		fetch_fail(obj, EC_EFULL, "spool: %s", strerror(errno));
@@ -302,26 +345,33 @@ int shim_fetch_get(struct shim_fetcher *f, const char *url, struct shim_object *
 		return obj->error;
 	}
 	f->obj = obj;
-	f->errbuf[0] = '\0';
-	curl_easy_setopt(f->easy, CURLOPT_URL, url);
-	curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS,
-	                 (long)atomic_load(&f->opts->connect_timeout_ms));
-	/* "no byte for timeout_ms" rather than a cap on the whole transfer, so large
-	 * objects are not cut; it also bounds the wait for the response headers */
-	curl_easy_setopt(f->easy, CURLOPT_LOW_SPEED_TIME, (long)((timeout_ms + 999) / 1000));
-	curl_easy_setopt(f->easy, CURLOPT_MAXFILESIZE_LARGE,
-	                 (curl_off_t)atomic_load(&f->opts->max_bytes));
+	fetch_prepare(f, url);
+	curl_easy_setopt(f->easy, CURLOPT_HTTPGET, 1L);  /* also undoes a HEAD's NOBODY */
 	rc = curl_easy_perform(f->easy);
-	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &obj->status);
 	f->obj = NULL;
-	if (rc == CURLE_FILESIZE_EXCEEDED)
-		fetch_fail(obj, EC_ETOOBIG, "%s", "object larger than max_object_size");
-	if (rc != CURLE_OK)
-		fetch_fail(obj, fetch_curl_code(rc), "%s",
-		           f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc));
+	fetch_finish(f, obj, rc);
 	if (obj->error == 0 && shim_sha256_end(&f->sha, obj->sha256) != 0)
 		fetch_fail(obj, EC_EIO, "%s", "sha-256 final failed");
 	if (obj->error != 0)
 		shim_object_fini(obj);
+	return obj->error;
+}
+
+/* Sends HEAD; see shim_fetch.h. */
+int shim_fetch_head(struct shim_fetcher *f, const char *url, struct shim_object *obj)
+{
+	CURLcode rc;
+
+	EC_ASSERT(f->magic == FETCHER_MAGIC);
+	memset(obj, 0, sizeof *obj);
+	obj->fd = -1;
+	obj->content_length = -1;
+	f->obj = obj;
+	fetch_prepare(f, url);
+	curl_easy_setopt(f->easy, CURLOPT_NOBODY, 1L);
+	rc = curl_easy_perform(f->easy);
+	f->obj = NULL;
+	fetch_finish(f, obj, rc);
+	curl_easy_setopt(f->easy, CURLOPT_HTTPGET, 1L);
 	return obj->error;
 }

@@ -1,4 +1,5 @@
-/* shim_fetch: one upstream GET into an anonymous spool file, hashed while it arrives.
+/* shim_fetch: one upstream GET into an anonymous spool file, hashed while it arrives
+ * (or one upstream HEAD, headers only).
  * A fetcher is one libcurl easy handle, reused so its upstream connections stay alive;
  * it belongs to one thread at a time. Does not decide the client's answer or log:
  * the result says what happened and the caller chooses the status. */
@@ -24,6 +25,10 @@ struct shim_fetch_opts {
 struct shim_object {
 	int fd;                        /* the body, read from offset 0; -1 if none; owned */
 	uint64_t size_bytes;           /* body bytes received */
+	int64_t content_length;        /* upstream Content-Length; -1 if none (HEAD's size) */
+	int has_strong_validator;      /* a strong ETag, or a Last-Modified at least a
+	                                * minute before the response's Date: the same
+	                                * validators then mean the same bytes */
 	long status;                   /* upstream HTTP status; 0 if no response */
 	int error;                     /* 0, or EC_EIO, EC_ETIMEOUT, EC_ETOOBIG, EC_EFULL
 	                                * (spool), EC_EINVAL (unusable header), EC_ESTATE */
@@ -36,6 +41,7 @@ struct shim_object {
 	char cache_control[128];
 	char content_encoding[64];
 	char location[1024];
+	char date[64];                 /* the response's Date, to judge Last-Modified */
 };
 
 struct shim_fetcher;
@@ -48,6 +54,10 @@ void shim_fetcher_free(struct shim_fetcher *f);
 /* Fetches url into obj (obj->fd is then owned by the caller: close it, or hand it on).
  * Always fills obj; returns obj->error. */
 int shim_fetch_get(struct shim_fetcher *f, const char *url, struct shim_object *obj);
+
+/* Sends HEAD for url: fills obj's status, headers and content_length, no body (obj->fd is
+ * -1, sha256 unset). Returns obj->error. */
+int shim_fetch_head(struct shim_fetcher *f, const char *url, struct shim_object *obj);
 
 /* Closes obj->fd if open. */
 void shim_object_fini(struct shim_object *obj);

@@ -17,6 +17,7 @@
 #include "shim_conf.h"
 #include "shim_fetch.h"
 #include "shim_pool.h"
+#include "shim_publish.h"
 #include "shim_serve.h"
 
 #define SHIM_SUMMARY \
@@ -30,6 +31,7 @@ struct shim_server {
 	struct ec_metrics *metrics;      /* owned */
 	struct shim_pool *pool;          /* owned */
 	struct shim_acct *acct;          /* owned */
+	struct shim_publish *pub;        /* owned; disabled when publish.token is empty */
 	struct shim_serve *serve;        /* owned */
 	struct shim_admin *admin;        /* owned; NULL when admin.listen is empty */
 	sigset_t signals;                /* handled by shim_server_run() */
@@ -92,7 +94,12 @@ static int shim_server_init(struct shim_server *srv, struct shim_conf *conf,
 	srv->acct = shim_acct_new(srv->metrics, conf->redis_addr, err, sizeof err);
 	if (srv->acct == NULL)
 		goto fail;
-	srv->serve = shim_serve_new(conf, srv->pool, srv->acct, srv->metrics, err, sizeof err);
+	srv->pub = shim_publish_new(srv->metrics, conf->publish_token, conf->redis_addr, err,
+	                            sizeof err);
+	if (srv->pub == NULL)
+		goto fail;
+	srv->serve = shim_serve_new(conf, srv->pool, srv->acct, srv->pub, srv->metrics, err,
+	                            sizeof err);
 	if (srv->serve == NULL)
 		goto fail;
 	if (conf->admin_listen[0] != '\0') {
@@ -156,6 +163,7 @@ static void shim_server_run(struct shim_server *srv)
 	/* fetches still running end now; their clients get 503 before the listener stops */
 	atomic_store(&srv->fetch_opts.is_stopping, 1);
 	shim_pool_stop(srv->pool);
+	shim_publish_stop(srv->pub);
 	shim_serve_drain(srv->serve, 1000);
 }
 
@@ -165,9 +173,12 @@ static void shim_server_fini(struct shim_server *srv)
 	atomic_store(&srv->fetch_opts.is_stopping, 1);
 	if (srv->pool != NULL)
 		shim_pool_stop(srv->pool);
+	if (srv->pub != NULL)
+		shim_publish_stop(srv->pub);
 	shim_admin_free(srv->admin);
 	shim_serve_free(srv->serve);
 	shim_pool_free(srv->pool);
+	shim_publish_free(srv->pub);
 	shim_acct_free(srv->acct);  /* after the listener: the last counts are flushed */
 	if (srv->metrics != NULL)
 		ec_metrics_free(srv->metrics);

@@ -3,6 +3,7 @@ ranges, HEAD, upstream failures, request checks, and byte accounting by kind in
 /metrics and in Redis (docs/redis.md). Requests go through http.client so that targets
 reach the shim exactly as written."""
 import base64
+import email.utils
 import hashlib
 import http.client
 import os
@@ -368,3 +369,86 @@ def test_sighup_reloads_the_log_level(procs, origin, tmp_path):
     assert shim.request("/s.txt")[0] == 200
     time.sleep(0.2)
     assert shim.proc.log_text().count("debug:") == before
+
+
+def test_head_after_get_uses_the_digest_cache_and_never_a_stale_one(procs, origin,
+                                                                    tmp_path):
+    data = blob(50_000, 11)
+    origin.put("/hc.bin", data)
+    shim = Shim(procs, tmp_path, origin.url)
+    assert shim.request("/hc.bin")[0] == 200
+    status, h, body = shim.request("/hc.bin", method="HEAD")
+    assert status == 200 and body == b""
+    assert h["repr-digest"] == repr_digest(data)
+    assert h["content-length"] == str(len(data))
+    assert h["content-type"] == "application/octet-stream"
+    assert origin.hits("/hc.bin") == 1  # validators checked by an upstream HEAD only
+    # new bytes of the same length: the validators change, the digest follows
+    new = blob(50_000, 12)
+    origin.put("/hc.bin", new)
+    status, h, _ = shim.request("/hc.bin", method="HEAD")
+    assert status == 200 and h["repr-digest"] == repr_digest(new)
+    assert origin.hits("/hc.bin") == 2
+    status, h, _ = shim.request("/hc.bin", method="HEAD")
+    assert h["repr-digest"] == repr_digest(new)
+    assert origin.hits("/hc.bin") == 2
+    # the origin's own digest on HEAD needs no download at all
+    origin.put("/hd.ts", b"with a digest of its own")
+    own = "sha-256=:" + base64.b64encode(b"\1" * 32).decode() + ":"
+    origin.put("/hd.ts.repr-digest", (own + "\n").encode())
+    status, h, _ = shim.request("/hd.ts", method="HEAD")
+    assert status == 200 and h["repr-digest"] == own
+    assert h["content-length"] == str(len(b"with a digest of its own"))
+    assert origin.hits("/hd.ts") == 0
+    m = shim.metrics()
+    assert m['echos_shim_head_digests_total{source="cache"}'] == 2
+    assert m['echos_shim_head_digests_total{source="fetch"}'] == 1
+    assert m['echos_shim_head_digests_total{source="upstream"}'] == 1
+    # upstream gone: a HEAD is 502, once, without a second attempt by GET
+    origin.proc.kill9()
+    assert shim.request("/hc.bin", method="HEAD")[0] == 502
+
+
+class _LastModifiedOnly(BaseHTTPRequestHandler):
+    """An origin with Last-Modified and no ETag; `modified` is the object's mtime."""
+    protocol_version = "HTTP/1.1"
+    body = b"version one\n"
+    modified = 0.0
+    gets = 0
+
+    def log_message(self, *args):
+        pass
+
+    def head_fields(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(type(self).body)))
+        self.send_header("Last-Modified", email.utils.formatdate(type(self).modified,
+                                                                 usegmt=True))
+        self.end_headers()
+
+    def do_HEAD(self):
+        self.head_fields()
+
+    def do_GET(self):
+        type(self).gets += 1
+        self.head_fields()
+        self.wfile.write(type(self).body)
+
+
+def test_head_digest_cache_trusts_last_modified_only_when_it_is_old(procs, tmp_path):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _LastModifiedOnly)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        shim = Shim(procs, tmp_path, f"http://127.0.0.1:{srv.server_address[1]}")
+        _LastModifiedOnly.modified = time.time() + 5  # not before Date: a weak validator
+        for _ in range(2):
+            status, h, _ = shim.request("/o", method="HEAD")
+            assert status == 200 and h["repr-digest"] == repr_digest(b"version one\n")
+        assert _LastModifiedOnly.gets == 2
+        _LastModifiedOnly.modified = time.time() - 3600  # strong (RFC 9110 8.8.2.2)
+        assert shim.request("/o")[0] == 200
+        assert shim.request("/o", method="HEAD")[2] == b""
+        assert _LastModifiedOnly.gets == 3
+    finally:
+        srv.shutdown()
+        srv.server_close()
