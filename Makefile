@@ -102,4 +102,7 @@ clean:
 	rm -rf build bin
 distclean: clean
 
+# The dashboard page is assembled into the binary (.incbin).
+build/rel/policy/pold_dash.o build/asan/policy/pold_dash.o: policy/pold_dash.html
+
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,7 +1,8 @@
-/* echos-policy: the control-plane daemon. For now it keeps the shared state tidy: every
- * interval it removes boxes whose last heartbeat is older than registry.max_age from the
- * registry index (docs/redis.md) and logs the box count. Placement and the dashboard
- * build on this loop. It owns its event loop and one Redis link. */
+/* echos-policy: the control-plane daemon. It keeps the shared state tidy: every interval
+ * it removes boxes whose last heartbeat is older than registry.max_age from the registry
+ * index (docs/redis.md) and logs the box count. It serves the ops dashboard, the JSON API
+ * and /metrics (pold_http.c). Placement builds on this loop. It owns its event loop, one
+ * async Redis link for the loop, the metrics registry and the HTTP server. */
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -13,17 +14,12 @@
 #include "ec_cfg.h"
 #include "ec_err.h"
 #include "ec_log.h"
+#include "ec_metrics.h"
 #include "ec_redis.h"
 #include "ec_time.h"
+#include "pold.h"
 
 #define PROG "echos-policy"
-
-struct pold_conf {
-	char *redis_addr;
-	int64_t interval_ms;
-	int64_t registry_max_age_ms;
-	int log_level;
-};
 
 static const struct ec_cfg_opt pold_opts[] = {
 	{ "redis.addr", EC_CFG_ADDR, offsetof(struct pold_conf, redis_addr), "127.0.0.1:6379",
@@ -33,24 +29,26 @@ static const struct ec_cfg_opt pold_opts[] = {
 	{ "registry.max_age", EC_CFG_DURATION,
 	  offsetof(struct pold_conf, registry_max_age_ms), "1h", 1000, 2592000000.0,
 	  "boxes silent for longer leave the registry index" },
+	{ "http.listen", EC_CFG_ADDR, offsetof(struct pold_conf, http_listen), "127.0.0.1:9090",
+	  0, 0, "dashboard, JSON API and /metrics (admin network only; empty: off)" },
+	{ "http.redis_timeout", EC_CFG_DURATION,
+	  offsetof(struct pold_conf, http_redis_timeout_ms), "500ms", 10, 10000,
+	  "connect and command timeout of the API's Redis reads" },
+	{ "http.conns_max", EC_CFG_INT, offsetof(struct pold_conf, http_conns_max), "64", 1,
+	  10000, "concurrent HTTP connections (16 per client address)" },
 	{ "log.level", EC_CFG_LEVEL, offsetof(struct pold_conf, log_level), "info", 0, 0,
 	  "debug, info, warn or error" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
 };
 
-struct pold {
-	struct pold_conf conf;
-	struct event_base *base;
-	struct ec_redis *redis;
-	struct event *tick;
-	struct event *sigterm, *sigint;
-	long long last_boxes;
-};
-
 static void on_prune_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
 {
-	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+	struct pold *p = arg;
+
+	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
 		ec_log_info("registry: removed %lld silent boxes", reply->integer);
+		ec_metric_add(p->m_pruned, (double)reply->integer);
+	}
 }
 
 static void on_count_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
@@ -62,6 +60,7 @@ static void on_count_reply(struct ec_redis *r, struct redisReply *reply, void *a
 	if (reply->integer != p->last_boxes)
 		ec_log_info("registry: %lld boxes", reply->integer);
 	p->last_boxes = reply->integer;
+	ec_metric_set(p->m_boxes, (double)reply->integer);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -95,6 +94,30 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(p->base, NULL);
 }
 
+static double redis_up(void *arg)
+{
+	struct pold *p = arg;
+
+	return ec_redis_is_up(p->redis);
+}
+
+static int pold_metrics_init(struct pold *p)
+{
+	p->metrics = ec_metrics_new();
+	if (!p->metrics)
+		return EC_ENOMEM;
+	p->m_boxes = ec_metrics_gauge(p->metrics, "echos_policy_registry_boxes",
+	                              "Boxes in the registry index (echos:{boxes})", NULL);
+	p->m_pruned = ec_metrics_counter(p->metrics, "echos_policy_registry_pruned_total",
+	                                 "Silent boxes removed from the registry index", NULL);
+	if (!p->m_boxes || !p->m_pruned ||
+	    !ec_metrics_gauge_fn(p->metrics, "echos_policy_redis_up",
+	                         "1 while the control loop's Redis link is up", NULL,
+	                         redis_up, p))
+		return EC_ENOMEM;
+	return 0;
+}
+
 static int pold_init(struct pold *p)
 {
 	struct ec_redis_opts ro;
@@ -119,10 +142,12 @@ static int pold_init(struct pold *p)
 	p->tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
 	p->sigterm = evsignal_new(p->base, SIGTERM, on_stop_signal, p);
 	p->sigint = evsignal_new(p->base, SIGINT, on_stop_signal, p);
-	if (!p->redis || !p->tick || !p->sigterm || !p->sigint) {
+	if (!p->redis || !p->tick || !p->sigterm || !p->sigint || pold_metrics_init(p) != 0) {
 		ec_log_err("out of memory at start");
 		return -1;
 	}
+	if (p->conf.http_listen[0] && !(p->http = pold_http_new(p)))
+		return -1; /* logged */
 	tv.tv_sec = p->conf.interval_ms / 1000;
 	tv.tv_usec = (p->conf.interval_ms % 1000) * 1000;
 	event_add(p->tick, &tv);
@@ -135,6 +160,7 @@ static int pold_init(struct pold *p)
 
 static void pold_fini(struct pold *p)
 {
+	pold_http_free(p->http);
 	if (p->tick)
 		event_free(p->tick);
 	if (p->sigterm)
@@ -142,6 +168,7 @@ static void pold_fini(struct pold *p)
 	if (p->sigint)
 		event_free(p->sigint);
 	ec_redis_free(p->redis);
+	ec_metrics_free(p->metrics);
 	if (p->base)
 		event_base_free(p->base);
 	ec_cfg_fini(pold_opts, &p->conf);
@@ -179,8 +206,9 @@ int main(int argc, char **argv)
 		pold_fini(&p);
 		return EXIT_FAILURE;
 	}
-	ec_log_info("started; redis %s, every %lld ms", p.conf.redis_addr,
-	            (long long)p.conf.interval_ms);
+	ec_log_info("started; redis %s, every %lld ms; dashboard %s%s", p.conf.redis_addr,
+	            (long long)p.conf.interval_ms, p.conf.http_listen[0] ? "http://" : "off",
+	            p.conf.http_listen);
 	rc = event_base_dispatch(p.base);
 	pold_fini(&p);
 	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -18,7 +18,7 @@ GEO=$TOP/tools/geoip
 
 # Ports (loopback only). Viewers of PoP "paris" come from 127.0.1.0/24, of "lyon" from
 # 127.0.2.0/24; boxes listen on addresses of their PoP.
-P_REDIS=17379 P_ORIGIN=17080 P_SHIM=17081 P_RDR=17000 P_RDR_TLS=17443 P_RDR_ADMIN=17001
+P_REDIS=17379 P_DASH=17090 P_ORIGIN=17080 P_SHIM=17081 P_RDR=17000 P_RDR_TLS=17443 P_RDR_ADMIN=17001
 BOXES=("box-paris-1 127.0.1.1 paris eu-west"
        "box-paris-2 127.0.1.2 paris eu-west"
        "box-lyon-1 127.0.2.1 lyon eu-west")
@@ -57,7 +57,7 @@ start() { # name argv...
 	PIDS+=($!)
 }
 
-for port in $P_REDIS $P_ORIGIN $P_SHIM $P_RDR $P_RDR_TLS $P_RDR_ADMIN; do
+for port in $P_REDIS $P_DASH $P_ORIGIN $P_SHIM $P_RDR $P_RDR_TLS $P_RDR_ADMIN; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port on 127.0.0.1 is in use (another demo running?)"
 	fi
@@ -102,6 +102,7 @@ wait_port 127.0.0.1 $P_SHIM shim
 cat >"$RUN/conf/policy.conf" <<EOF
 redis.addr = 127.0.0.1:$P_REDIS
 interval = 2s
+http.listen = 127.0.0.1:$P_DASH
 EOF
 start policy "$BIN/echos-policy" -c "$RUN/conf/policy.conf"
 
@@ -225,7 +226,7 @@ say ""
 say "== offload (echosctl offload)"
 "$BIN/echosctl" --redis 127.0.0.1:$P_REDIS offload
 ratio=$("$BIN/echosctl" --redis 127.0.0.1:$P_REDIS --json offload |
-	$PY -c 'import json,sys; print("%.1f%%" % (100*json.load(sys.stdin)["byte_offload"]))')
+	$PY -c 'import json,sys; r=json.load(sys.stdin)["byte_offload"]; print("n/a (no traffic)" if r is None else "%.1f%%" % (100*r))')
 
 [ "$FAILS" -eq 0 ] || die "$FAILS viewer requests failed; logs in $RUN/logs"
 
@@ -234,6 +235,7 @@ if [ "$ONCE" -eq 0 ]; then
 	say "== echos is running; try (Ctrl-C stops everything):"
 	say "  curl -L --cacert $RUN/tls/cert.pem --interface 127.0.1.100 $RDR/v/demo/playlist.m3u8"
 	say "  curl -L -v --http1.1 --interface 127.0.2.100 $RDR_H1/small/hello.txt"
+	say "  dashboard: http://127.0.0.1:$P_DASH/"
 	say "  curl http://127.0.0.1:$P_RDR_ADMIN/metrics"
 	say "  $BIN/echosctl --redis 127.0.0.1:$P_REDIS offload"
 	say "  logs: $RUN/logs/"

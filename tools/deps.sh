@@ -13,6 +13,7 @@ libmicrohttpd-dev libhiredis-dev libmaxminddb-dev mmdb-bin libssl-dev openssl
 libcurl4-openssl-dev curl libhttp-parser-dev libcmocka-dev
 redis-server redis-tools
 python3 python3-pytest python3-httpx python3-h2
+chromium
 "
 
 missing=""
