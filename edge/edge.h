@@ -11,6 +11,7 @@
 #include "ec_cfg.h"
 #include "ec_http.h"
 #include "ec_token.h"
+#include "edge_pace.h"
 #include "edge_store.h"
 
 struct event;
@@ -31,6 +32,7 @@ struct edge_conf {
 	char *box_lon;
 	int64_t box_asn;            /* 0: unknown */
 	uint64_t box_uplink_bps;    /* provisioned uplink share, bits/s */
+	int uplink_enforce;         /* pace viewer egress to box_uplink_bps */
 	struct ec_cfg_list listen;  /* plain listeners: HTTP/1.1 + h2c */
 	struct ec_cfg_list listen_tls;
 	char *tls_cert;
@@ -50,6 +52,10 @@ struct edge_conf {
 	int64_t heartbeat_ttl_ms;
 	int64_t max_conns;
 	int64_t drain_timeout_ms;   /* SIGTERM: longest wait for in-flight requests */
+	uint64_t prefetch_bps;      /* background fill budget, bits/s; 0: no prefetch */
+	int64_t prefetch_interval_ms; /* how often assignments / popularity are read */
+	int64_t prefetch_window_ms; /* popularity: sum of this many recent minutes */
+	int64_t prefetch_top;       /* popularity: most popular objects considered */
 	int log_level;              /* enum ec_log_level */
 
 	/* derived by edge_conf_load, not keys */
@@ -76,6 +82,7 @@ enum edge_acct {                /* accounting deltas flushed to Redis (docs/redi
 	EDGE_ACCT_HITS,
 	EDGE_ACCT_MISSES,
 	EDGE_ACCT_FILL_BYTES,
+	EDGE_ACCT_PREFETCH_BYTES, /* box.prefetch_bytes: pulled from the shim by prefetch */
 	EDGE_ACCT_COUNT_
 };
 
@@ -106,12 +113,15 @@ struct edge_metrics {
 	struct ec_metric *cache_write_errors;
 	struct ec_metric *token_rejects[EDGE_REJECT_COUNT_];
 	struct ec_metric *viewers_dropped;
+	struct ec_metric *prefetch_bytes;
+	struct ec_metric *prefetches[3]; /* enum edge_prefetch_result */
 };
 
 struct edge_stats {
 	uint64_t acct[EDGE_ACCT_COUNT_];  /* since start */
 	uint64_t hits, misses;            /* since start, for the heartbeat */
-	uint64_t egress_bytes;            /* since start, egress_bps is its rate */
+	uint64_t egress_bytes;            /* body bytes handed to viewer sockets since start,
+	                                   * as they are written (egress_bps is its rate) */
 	double ttfb_ms;                   /* EWMA of time to first byte */
 	int has_ttfb;
 };
@@ -119,6 +129,7 @@ struct edge_stats {
 /* --- the daemon ------------------------------------------------------------------------ */
 
 struct edge_hb;
+struct edge_prefetch;
 
 struct edge_server {
 	unsigned magic;
@@ -133,9 +144,13 @@ struct edge_server {
 	struct edge_fills *fills;       /* owned */
 	struct ec_redis *redis;         /* owned */
 	struct edge_hb *hb;             /* owned */
+	struct edge_pace *pace;         /* owned: egress token bucket (box.uplink) */
+	struct edge_prefetch *prefetch; /* owned, NULL when prefetch.bps is 0 */
 	struct edge_stats stats;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain; /* owned */
+	struct event *ev_usr1, *ev_usr2; /* owned: drain mode on / off */
 	int is_stopping;                /* SIGTERM received: draining before exit */
+	int is_drain_signalled;         /* SIGUSR1 received (SIGUSR2 clears it) */
 	int64_t stop_deadline_ms;       /* monotonic */
 	uint64_t next_req_id;
 };
@@ -156,12 +171,19 @@ struct edge_reqctx {
 	enum edge_result result;
 	uint64_t body_len;              /* body bytes of the response (0 for HEAD) */
 	uint64_t stream_written;        /* streamed body bytes handed to ec_http */
+	int hit_fd;                     /* paced hit: object file being pumped, -1 none */
+	uint8_t *hit_buf;               /* paced hit from memory: own copy of the body */
+	uint64_t hit_off, hit_left;     /* paced hit: next file offset, bytes left */
+	struct edge_pace_waiter pace_w; /* paced hit: waiting for egress tokens */
 	char path[EDGE_STORE_PATH_MAX + 1]; /* the object path, token stripped */
 	size_t path_len;
 };
 
 /* The viewer listener's request handler (ec_http_handler). arg: struct edge_server. */
 void edge_serve_handle(struct ec_http_req *req, void *arg);
+/* Checks an object path (leading '/', no "..", "//", "." segments, NUL, backslash,
+ * control or non-ASCII bytes, bad or forbidden %-escapes). Returns NULL or the reason. */
+const char *edge_serve_check_path(const char *path, size_t len);
 /* The admin listener's handler: /metrics only. */
 void edge_serve_admin(struct ec_http_req *req, void *arg);
 /* Serves ctx's object from the store as a hit, or answers 503 if it is not there.
@@ -188,6 +210,19 @@ size_t edge_fills_inflight(const struct edge_fills *f);
 void edge_fill_miss(struct edge_fills *f, struct edge_reqctx *ctx, int wants_stream);
 /* Detaches a closing request from its fill (called from the close callback). */
 void edge_fill_viewer_closed(struct edge_reqctx *ctx);
+/* Egress: a fill's viewers took `n` bytes' worth of tokens of the box's uplink. */
+void edge_serve_egress(struct edge_server *srv, uint64_t n);
+
+/* Background fills (prefetch), sent with Echos-Fill-Kind: prefetch and received at most
+ * at `bps` bits/s (lifted when a viewer joins). `may_evict` 0: abandoned unless the object
+ * fits in the cache's free space. done(arg, result) (an enum edge_prefetch_result) is
+ * called once when it ends, unless the fills are freed first. Returns 0, EC_ESTATE (a fill for path is in flight), EC_EAGAIN (too many
+ * fills) or EC_ENOMEM. */
+typedef void (*edge_fill_done_cb)(void *arg, int result);
+int edge_fill_prefetch(struct edge_fills *f, const char *path, size_t len, int may_evict,
+                       uint64_t bps, edge_fill_done_cb done, void *arg);
+/* 1 if a fill for path is in flight. */
+int edge_fill_inflight_for(struct edge_fills *f, const char *path, size_t len);
 
 /* --- heartbeat and accounting (edge_hb.c) --------------------------------------------- */
 
@@ -198,5 +233,19 @@ void edge_hb_beat(struct edge_hb *hb);
 int edge_hb_is_draining(const struct edge_hb *hb);
 /* Adds a finished response to the accounting. */
 void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n);
+/* The Redis link came (back) up: the inventory set is rewritten at the next beat. */
+void edge_hb_redis_up(struct edge_hb *hb);
+
+/* --- prefetch (edge_prefetch.c) -------------------------------------------------------- */
+
+enum edge_prefetch_result {
+	EDGE_PREFETCH_OK = 0,
+	EDGE_PREFETCH_FAILED,
+	EDGE_PREFETCH_SKIPPED,   /* did not fit without evicting */
+};
+
+/* Returns a new prefetcher owned by the caller (free with edge_prefetch_free) or NULL. */
+struct edge_prefetch *edge_prefetch_new(struct edge_server *srv);
+void edge_prefetch_free(struct edge_prefetch *p);
 
 #endif

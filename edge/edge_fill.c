@@ -2,7 +2,10 @@
  * daemon's libevent loop (curl_multi_socket_action). One fill per object: it streams to
  * the viewers that arrived before the first byte, writes a temp file while hashing, holds
  * back the last chunk until the Repr-Digest matches, then commits; later arrivals wait for
- * the commit and are served as hits. Owns fills, their curl handles and viewer lists. */
+ * the commit and are served as hits. Viewer bytes take tokens of the box's egress bucket
+ * (edge_pace): an empty bucket pauses the transfer like a slow viewer does. Background
+ * fills (prefetch) use the same path at a capped receive rate.
+ * Owns fills, their curl handles and viewer lists. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@ enum fill_outcome {
 	FILL_NOT_FOUND,       /* origin answered 404/410 */
 	FILL_FAILED,          /* origin error, unreachable, timeout, torn body */
 	FILL_BAD_DIGEST,      /* body does not match Repr-Digest, or no digest */
+	FILL_SKIPPED,         /* prefetch that does not fit without evicting */
 };
 
 struct edge_fill {
@@ -42,6 +46,14 @@ struct edge_fill {
 	char path[EDGE_STORE_PATH_MAX + 1];
 	size_t path_len;
 	int64_t start_us;
+
+	/* background fill (prefetch) */
+	int is_prefetch;
+	int may_evict;                    /* 0: abandoned unless it fits in the free space */
+	int is_skipped;
+	int is_capped;                    /* receive rate limited (no viewer yet) */
+	edge_fill_done_cb done;
+	void *done_arg;
 
 	/* response */
 	long status;
@@ -63,6 +75,8 @@ struct edge_fill {
 	uint8_t *hold;                    /* last chunk, sent once the digest matches */
 	size_t hold_len, hold_cap;
 	int is_paused;
+	struct edge_pace_waiter pace_w;   /* paused for egress tokens */
+	int is_pace_granted;              /* woken by the pacer: may send once */
 	struct event *ev_resume;          /* deferred unpause (never inside curl callbacks) */
 	struct event *ev_stall;           /* paused too long: drop the slow viewers */
 };
@@ -255,6 +269,7 @@ static void fill_free(struct edge_fill *f)
 		curl_easy_cleanup(f->easy);
 	}
 	curl_slist_free_all(f->req_hdrs);
+	edge_pace_cancel(fs->srv->pace, &f->pace_w);
 	edge_store_abort(&f->w);
 	EVP_MD_CTX_free(f->md);
 	for (c = f->viewers; c; )
@@ -401,6 +416,19 @@ static void fill_cache_error(struct edge_fill *f, int rc, int err_no)
 	edge_store_abort(&f->w);
 }
 
+/* A prefetch that may not evict fits only in the free space (header bytes included);
+ * once a viewer joined it is a normal fill. */
+static int fill_fits(const struct edge_fill *f, uint64_t body)
+{
+	struct edge_store_stats ss;
+
+	if (f->may_evict || f->viewers || f->waiters)
+		return 1;
+	edge_store_stats(f->fills->srv->store, &ss);
+	return ss.bytes <= ss.max_bytes &&
+	       body + 1024 + f->path_len <= ss.max_bytes - ss.bytes;
+}
+
 /* The status line and headers are complete: open the temp file and start the streams. */
 static void fill_headers_done(struct edge_fill *f)
 {
@@ -427,6 +455,10 @@ static void fill_headers_done(struct edge_fill *f)
 	info.ctype = f->ctype;
 	info.etag = f->etag;
 	info.lastmod = f->lastmod;
+	if (!fill_fits(f, f->content_length >= 0 ? (uint64_t)f->content_length : 0)) {
+		f->is_skipped = 1;
+		return;
+	}
 	rc = edge_store_begin(srv->store, f->path, f->path_len, &info, f->content_length, &f->w);
 	if (rc != 0)
 		fill_cache_error(f, rc, errno);
@@ -457,7 +489,7 @@ static size_t on_curl_header(char *data, size_t size, size_t nmemb, void *arg)
 		curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &code);
 		if (!f->headers_done && code >= 200)
 			fill_headers_done(f);
-		return len;
+		return f->is_skipped ? 0 : len; /* 0: curl ends a skipped prefetch here */
 	}
 	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		/* a new header block (after 1xx): forget the previous one */
@@ -494,6 +526,8 @@ static int fill_viewers_high(const struct edge_fill *f)
 
 static void fill_send(struct edge_fill *f, const uint8_t *data, size_t len)
 {
+	struct edge_server *srv = f->fills->srv;
+
 	for (struct edge_reqctx *c = f->viewers; c; c = c->fnext) {
 		if (!viewer_live(c))
 			continue;
@@ -505,7 +539,16 @@ static void fill_send(struct edge_fill *f, const uint8_t *data, size_t len)
 			continue;
 		}
 		c->stream_written += len;
+		edge_serve_egress(srv, len);
 	}
+}
+
+static int fill_has_live_viewer(const struct edge_fill *f)
+{
+	for (const struct edge_reqctx *c = f->viewers; c; c = c->fnext)
+		if (viewer_live(c))
+			return 1;
+	return 0;
 }
 
 static void on_viewer_drain(struct ec_http_req *req, void *arg)
@@ -524,6 +567,8 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *arg)
 
 	if (!f->headers_done)
 		fill_headers_done(f);
+	if (f->is_skipped)
+		return 0; /* curl ends the transfer */
 	if (f->status != 200)
 		return len; /* an error body: read and dropped */
 	list_sweep(&f->viewers);
@@ -539,10 +584,23 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *arg)
 		f->is_paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
+	if (f->streams_started && f->hold_len && fill_has_live_viewer(f) &&
+	    !f->is_pace_granted && !edge_pace_ready(srv->pace, &f->pace_w)) {
+		/* the box's uplink is used up: wait for tokens like for a slow viewer */
+		edge_pace_wait(srv->pace, &f->pace_w);
+		f->is_paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	f->is_pace_granted = 0;
 	EVP_DigestUpdate(f->md, data, len);
 	f->received += len;
-	ec_metric_add(srv->m.fill_bytes, (double)len);
-	edge_hb_account(srv, EDGE_ACCT_FILL_BYTES, len);
+	if (f->is_prefetch) {
+		ec_metric_add(srv->m.prefetch_bytes, (double)len);
+		edge_hb_account(srv, EDGE_ACCT_PREFETCH_BYTES, len);
+	} else {
+		ec_metric_add(srv->m.fill_bytes, (double)len);
+		edge_hb_account(srv, EDGE_ACCT_FILL_BYTES, len);
+	}
 	if (f->w) {
 		rc = edge_store_write(f->w, data, len);
 		if (rc != 0)
@@ -570,12 +628,21 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 	struct edge_fill *f = arg;
 
 	list_sweep(&f->viewers);
-	if (!f->is_paused || fill_viewers_high(f))
+	if (!f->is_paused || fill_viewers_high(f) || f->pace_w.is_queued)
 		return;
 	f->is_paused = 0;
 	evtimer_del(f->ev_stall);
 	curl_easy_pause(f->easy, CURLPAUSE_CONT);
 	fills_check_done(f->fills);
+}
+
+/* The pacer has tokens for this fill again. */
+static void on_pace_wake(void *arg)
+{
+	struct edge_fill *f = arg;
+
+	f->is_pace_granted = 1;
+	event_active(f->ev_resume, EV_TIMEOUT, 0);
 }
 
 /* The fill stayed paused for fill.viewer_stall: viewers still behind are dropped so the
@@ -617,6 +684,8 @@ static enum fill_outcome fill_finish(struct edge_fill *f, CURLcode cc, char *why
 	char a[65], b[65];
 	int rc;
 
+	if (f->is_skipped)
+		return FILL_SKIPPED;
 	if (cc != CURLE_OK) {
 		snprintf(why, whylen, "origin-shim %s", f->errbuf[0] ? f->errbuf
 		                                                   : curl_easy_strerror(cc));
@@ -642,6 +711,10 @@ static enum fill_outcome fill_finish(struct edge_fill *f, CURLcode cc, char *why
 		snprintf(why, whylen, "digest mismatch: Repr-Digest says sha-256 %s, body is %s",
 		         hexsha(f->want_sha, a), hexsha(got, b));
 		return FILL_BAD_DIGEST;
+	}
+	if (f->w && !fill_fits(f, f->received)) {
+		edge_store_abort(&f->w);
+		return FILL_SKIPPED;
 	}
 	if (f->w) {
 		rc = edge_store_commit(&f->w, got);
@@ -674,7 +747,8 @@ static void fill_done(struct edge_fill *f, CURLcode cc)
 		             (ec_now_us() - f->start_us) / 1000);
 		break;
 	case FILL_NOT_FOUND:
-		ec_log_info("fill %s: not found at the origin", f->path);
+		ec_log_info("%s %s: not found at the origin", f->is_prefetch ? "prefetch" : "fill",
+		            f->path);
 		break;
 	case FILL_BAD_DIGEST:
 		ec_metric_inc(srv->m.digest_mismatch);
@@ -682,8 +756,24 @@ static void fill_done(struct edge_fill *f, CURLcode cc)
 		break;
 	case FILL_FAILED:
 		ec_metric_inc(srv->m.fill_errors);
-		ec_log_warn("fill %s: %s; answering 502", f->path, why);
+		if (f->is_prefetch && !f->viewers && !f->waiters)
+			ec_log_warn("prefetch %s: %s; trying again later", f->path, why);
+		else
+			ec_log_warn("fill %s: %s; answering 502", f->path, why);
 		break;
+	case FILL_SKIPPED:
+		ec_log_info("prefetch %s: does not fit in the cache's free space; skipped",
+		            f->path);
+		break;
+	}
+	if (f->is_prefetch)
+		ec_metric_inc(srv->m.prefetches[out == FILL_OK ? EDGE_PREFETCH_OK :
+		              out == FILL_SKIPPED ? EDGE_PREFETCH_SKIPPED : EDGE_PREFETCH_FAILED]);
+	if (f->done) {
+		edge_fill_done_cb done = f->done;
+		f->done = NULL;
+		done(f->done_arg, out == FILL_OK ? EDGE_PREFETCH_OK :
+		     out == FILL_SKIPPED ? EDGE_PREFETCH_SKIPPED : EDGE_PREFETCH_FAILED);
 	}
 	edge_store_abort(&f->w); /* whatever did not commit */
 
@@ -702,8 +792,10 @@ static void fill_done(struct edge_fill *f, CURLcode cc)
 		if (viewer_live(c)) {
 			struct ec_http_req *req = c->req;
 			if (out == FILL_OK) {
-				if (f->hold_len && ec_http_stream_write(req, f->hold, f->hold_len) == 0)
+				if (f->hold_len && ec_http_stream_write(req, f->hold, f->hold_len) == 0) {
 					c->stream_written += f->hold_len;
+					edge_serve_egress(srv, f->hold_len);
+				}
 				c->body_len = c->stream_written;
 				detach(c);
 				ec_http_stream_end(req);
@@ -762,7 +854,8 @@ static struct edge_fill *fill_find(struct edge_fills *fs, const char *path, size
 	return NULL;
 }
 
-static struct edge_fill *fill_new(struct edge_fills *fs, const char *path, size_t len)
+static struct edge_fill *fill_new(struct edge_fills *fs, const char *path, size_t len,
+                                  int is_prefetch, uint64_t bps)
 {
 	struct edge_server *srv = fs->srv;
 	struct edge_fill *f;
@@ -782,8 +875,21 @@ static struct edge_fill *fill_new(struct edge_fills *fs, const char *path, size_
 	f->easy = curl_easy_init();
 	f->ev_resume = event_new(srv->base, -1, 0, on_resume, f);
 	f->ev_stall = evtimer_new(srv->base, on_stall, f);
+	edge_pace_waiter_init(&f->pace_w, on_pace_wake, f);
+	f->is_prefetch = is_prefetch;
+	f->may_evict = 1;
 	snprintf(hdr, sizeof hdr, "Echos-Fill: %s", srv->conf.box_id);
 	f->req_hdrs = curl_slist_append(NULL, hdr);
+	if (f->req_hdrs && is_prefetch) {
+		/* the shim counts these bytes as prefetch, not as a viewer's miss */
+		struct curl_slist *l = curl_slist_append(f->req_hdrs, "Echos-Fill-Kind: prefetch");
+		if (!l) {
+			curl_slist_free_all(f->req_hdrs);
+			f->req_hdrs = NULL;
+		} else {
+			f->req_hdrs = l;
+		}
+	}
 	if (!f->md || !f->easy || !f->ev_resume || !f->ev_stall || !f->req_hdrs ||
 	    EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
 		fill_free(f);
@@ -805,6 +911,12 @@ static struct edge_fill *fill_new(struct edge_fills *fs, const char *path, size_
 	curl_easy_setopt(f->easy, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_curl_write);
 	curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
+	if (is_prefetch && bps > 0) {
+		/* prefetch budget: curl spreads the transfer at this average receive rate */
+		curl_easy_setopt(f->easy, CURLOPT_MAX_RECV_SPEED_LARGE,
+		                 (curl_off_t)(bps / 8 > 1 ? bps / 8 : 1));
+		f->is_capped = 1;
+	}
 	if (curl_multi_add_handle(fs->multi, f->easy) != CURLM_OK) {
 		fill_free(f);
 		return NULL;
@@ -829,12 +941,19 @@ void edge_fill_miss(struct edge_fills *fs, struct edge_reqctx *ctx, int wants_st
 			edge_serve_text(ctx, 503, EDGE_RESULT_ERROR, "too many fills in flight; retry");
 			return;
 		}
-		f = fill_new(fs, ctx->path, ctx->path_len);
+		f = fill_new(fs, ctx->path, ctx->path_len, 0, 0);
 		if (!f) {
 			ec_log_err("fill %s: cannot start (out of memory); answering 503", ctx->path);
 			edge_serve_text(ctx, 503, EDGE_RESULT_ERROR, "cannot start a fill; retry");
 			return;
 		}
+	}
+	if (f->is_capped) {
+		/* a viewer waits for this prefetch now: full speed (read at the next transfer
+		 * step; a rate-limit wait already scheduled still runs out) */
+		curl_easy_setopt(f->easy, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)0);
+		f->is_capped = 0;
+		ec_log_debug("prefetch %s: a viewer asked for it; no longer rate-capped", f->path);
 	}
 	ctx->fill = f;
 	ctx->result = EDGE_RESULT_MISS;
@@ -847,4 +966,30 @@ void edge_fill_miss(struct edge_fills *fs, struct edge_reqctx *ctx, int wants_st
 		ctx->fnext = f->waiters;
 		f->waiters = ctx;
 	}
+}
+
+int edge_fill_inflight_for(struct edge_fills *fs, const char *path, size_t len)
+{
+	return fill_find(fs, path, len) != NULL;
+}
+
+int edge_fill_prefetch(struct edge_fills *fs, const char *path, size_t len, int may_evict,
+                       uint64_t bps, edge_fill_done_cb done, void *arg)
+{
+	struct edge_fill *f;
+
+	EC_ASSERT(fs->magic == FILLS_MAGIC);
+	if (len == 0 || len > EDGE_STORE_PATH_MAX)
+		return EC_EINVAL;
+	if (fill_find(fs, path, len))
+		return EC_ESTATE;
+	if (fs->n >= (size_t)fs->srv->conf.fill_max_inflight)
+		return EC_EAGAIN;
+	f = fill_new(fs, path, len, 1, bps);
+	if (!f)
+		return EC_ENOMEM;
+	f->may_evict = may_evict;
+	f->done = done;
+	f->done_arg = arg;
+	return 0;
 }

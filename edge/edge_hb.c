@@ -1,7 +1,9 @@
 /* edge_hb: the heartbeat and the offload accounting, one Redis pipeline per interval
  * (keys in docs/redis.md). Accounting deltas leave the pending totals only when Redis
- * acknowledged them, so an outage delays counts but loses none. Also reads the drain flag.
- * Owns its timer and the pending deltas; never blocks and never waits on a reply. */
+ * acknowledged them, so an outage delays counts but loses none. Also reads the drain flag
+ * and keeps the box's inventory set (echos:inv:{<box>}) in step with the store: changes
+ * are sent with each beat, and the whole set is rewritten after a (re)connect.
+ * Owns its timer, the pending deltas and inventory changes; never blocks on a reply. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +21,13 @@
 
 #define HB_MAGIC 0x45484254u /* "EHBT" */
 #define ACCT_MINUTE_TTL_S 172800
+#define INV_PENDING_MAX 10000   /* queued inventory changes; more → rewrite the whole set */
+#define INV_BATCH 512           /* members per SADD / SREM */
 
 /* The accounting fields, in the order of acct_fields[]. */
 enum hb_field {
 	HB_BOX_BYTES = 0, HB_BOX_REQS, HB_ID_BYTES, HB_ID_REQS, HB_HITS, HB_MISSES,
-	HB_FILL_BYTES, HB_FIELD_COUNT_
+	HB_FILL_BYTES, HB_PREFETCH_BYTES, HB_FIELD_COUNT_
 };
 
 enum hb_bucket { HB_TOTAL = 0, HB_MINUTE, HB_BUCKET_COUNT_ };
@@ -39,6 +43,15 @@ struct edge_hb {
 	int64_t last_beat_ms;         /* monotonic */
 	uint64_t egress_bps;
 	int was_up;
+	/* inventory */
+	struct hb_inv_op *inv_ops;    /* changes not yet sent, in order */
+	size_t n_inv_ops, cap_inv_ops;
+	int inv_resync;               /* rewrite the whole set at the next beat */
+};
+
+struct hb_inv_op {
+	int is_added;
+	char *path;                   /* owned */
 };
 
 /* One HINCRBY in flight: on failure its amount goes back to pending. */
@@ -58,6 +71,7 @@ void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n)
 		[EDGE_ACCT_HITS] = { HB_HITS, -1 },
 		[EDGE_ACCT_MISSES] = { HB_MISSES, -1 },
 		[EDGE_ACCT_FILL_BYTES] = { HB_FILL_BYTES, -1 },
+		[EDGE_ACCT_PREFETCH_BYTES] = { HB_PREFETCH_BYTES, -1 },
 	};
 
 	srv->stats.acct[what] += n;
@@ -137,7 +151,183 @@ static void on_drain_reply(struct ec_redis *r, struct redisReply *reply, void *a
 
 int edge_hb_is_draining(const struct edge_hb *hb)
 {
-	return hb->is_draining || hb->srv->is_stopping;
+	return hb->is_draining || hb->srv->is_stopping || hb->srv->is_drain_signalled;
+}
+
+/* --- inventory ---------------------------------------------------------------------------- */
+
+static void inv_ops_clear(struct edge_hb *hb)
+{
+	for (size_t i = 0; i < hb->n_inv_ops; i++)
+		free(hb->inv_ops[i].path);
+	hb->n_inv_ops = 0;
+}
+
+/* Store change callback: queues the change for the next beat. */
+static void on_store_change(void *arg, const char *path, size_t len, int is_added)
+{
+	struct edge_hb *hb = arg;
+	char *copy;
+
+	if (hb->inv_resync)
+		return; /* the rewrite reads the store as it is then */
+	if (hb->n_inv_ops == hb->cap_inv_ops) {
+		size_t nc = hb->cap_inv_ops ? hb->cap_inv_ops * 2 : 64;
+		struct hb_inv_op *v = nc <= INV_PENDING_MAX ?
+		                      realloc(hb->inv_ops, nc * sizeof *v) : NULL;
+		if (!v) {
+			inv_ops_clear(hb);
+			hb->inv_resync = 1;
+			return;
+		}
+		hb->inv_ops = v;
+		hb->cap_inv_ops = nc;
+	}
+	copy = malloc(len + 1);
+	if (!copy) {
+		inv_ops_clear(hb);
+		hb->inv_resync = 1;
+		return;
+	}
+	memcpy(copy, path, len);
+	copy[len] = '\0';
+	hb->inv_ops[hb->n_inv_ops++] = (struct hb_inv_op){ is_added, copy };
+}
+
+static void on_inv_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct edge_hb *hb = arg;
+	if (!reply || reply->type == REDIS_REPLY_ERROR)
+		hb->inv_resync = 1; /* lost or refused: the set may be off, rewrite it */
+}
+
+/* A batch command: argv[0..1] are the verb and key, then up to INV_BATCH members. */
+struct inv_batch {
+	const char *argv[INV_BATCH + 2];
+	size_t argl[INV_BATCH + 2];
+	int argc;
+};
+
+static int inv_batch_send(struct edge_hb *hb, struct inv_batch *b)
+{
+	int rc = 0;
+	if (b->argc > 2)
+		rc = ec_redis_commandv(hb->srv->redis, on_inv_reply, hb, b->argc, b->argv, b->argl);
+	b->argc = 2;
+	return rc;
+}
+
+struct inv_fill {
+	struct edge_hb *hb;
+	struct inv_batch *b;
+	int failed;
+};
+
+static void inv_add_path(void *arg, const char *path, size_t len)
+{
+	struct inv_fill *f = arg;
+	if (f->failed)
+		return;
+	f->b->argv[f->b->argc] = path;
+	f->b->argl[f->b->argc++] = len;
+	if (f->b->argc == INV_BATCH + 2 && inv_batch_send(f->hb, f->b) != 0)
+		f->failed = 1;
+}
+
+/* Rewrites echos:inv:{id} from the store: filled under a side key, then renamed over it,
+ * so readers never see a half-written set. Returns 0 or EC_EAGAIN (link down). */
+static int inv_rewrite(struct edge_hb *hb, const char *key, const char *next)
+{
+	struct ec_redis *r = hb->srv->redis;
+	struct inv_batch *b = malloc(sizeof *b);
+	struct inv_fill f = { hb, b, 0 };
+	size_t n;
+
+	if (!b)
+		return EC_ENOMEM;
+	if (ec_redis_command(r, on_inv_reply, hb, "DEL %s", next) != 0) {
+		free(b);
+		return EC_EAGAIN;
+	}
+	b->argv[0] = "SADD";
+	b->argl[0] = 4;
+	b->argv[1] = next;
+	b->argl[1] = strlen(next);
+	b->argc = 2;
+	n = edge_store_foreach(hb->srv->store, inv_add_path, &f);
+	if (!f.failed && inv_batch_send(hb, b) != 0)
+		f.failed = 1;
+	free(b);
+	if (f.failed)
+		return EC_EAGAIN;
+	if (n)
+		ec_redis_command(r, on_inv_reply, hb, "RENAME %s %s", next, key);
+	else
+		ec_redis_command(r, on_inv_reply, hb, "DEL %s", key);
+	ec_log_debug("inventory: %zu objects written to %s", n, key);
+	return 0;
+}
+
+/* Sends the queued changes in order, a batch per run of adds or removes. */
+static int inv_flush_ops(struct edge_hb *hb, const char *key)
+{
+	struct inv_batch *b;
+	int rc = 0, cur = -1;
+
+	if (!hb->n_inv_ops)
+		return 0;
+	b = malloc(sizeof *b);
+	if (!b)
+		return EC_ENOMEM;
+	b->argv[1] = key;
+	b->argl[1] = strlen(key);
+	b->argc = 2;
+	for (size_t i = 0; i < hb->n_inv_ops && rc == 0; i++) {
+		struct hb_inv_op *op = &hb->inv_ops[i];
+		if (op->is_added != cur || b->argc == INV_BATCH + 2) {
+			rc = inv_batch_send(hb, b);
+			cur = op->is_added;
+			b->argv[0] = cur ? "SADD" : "SREM";
+			b->argl[0] = 4;
+		}
+		b->argv[b->argc] = op->path;
+		b->argl[b->argc++] = strlen(op->path);
+	}
+	if (rc == 0)
+		rc = inv_batch_send(hb, b);
+	free(b);
+	inv_ops_clear(hb);
+	return rc;
+}
+
+static void hb_flush_inventory(struct edge_hb *hb)
+{
+	const char *id = hb->srv->conf.box_id;
+	char key[128], next[160];
+
+	snprintf(key, sizeof key, "echos:inv:{%s}", id);
+	snprintf(next, sizeof next, "echos:inv:{%s}:next", id);
+	if (hb->inv_resync) {
+		inv_ops_clear(hb);
+		if (inv_rewrite(hb, key, next) != 0)
+			return; /* still due */
+		hb->inv_resync = 0;
+	} else if (inv_flush_ops(hb, key) != 0) {
+		hb->inv_resync = 1;
+		return;
+	}
+	/* the set lives a little longer than the heartbeat: a box that died is dropped by
+	 * its heartbeat first, and its inventory follows */
+	ec_redis_command(hb->srv->redis, NULL, NULL, "PEXPIRE %s %lld", key,
+	                 (long long)hb->srv->conf.heartbeat_ttl_ms * 10);
+}
+
+void edge_hb_redis_up(struct edge_hb *hb)
+{
+	if (!hb)
+		return;
+	inv_ops_clear(hb);
+	hb->inv_resync = 1;
 }
 
 void edge_hb_beat(struct edge_hb *hb)
@@ -204,6 +394,7 @@ void edge_hb_beat(struct edge_hb *hb)
 	                 c->box_id);
 	ec_redis_command(srv->redis, on_drain_reply, hb, "HGET %s drain", ctl);
 	hb_flush_acct(hb, wall);
+	hb_flush_inventory(hb);
 }
 
 static void on_hb_timer(evutil_socket_t fd, short what, void *arg)
@@ -228,6 +419,9 @@ struct edge_hb *edge_hb_new(struct edge_server *srv)
 	snprintf(hb->fields[HB_HITS], sizeof hb->fields[0], "box.hits");
 	snprintf(hb->fields[HB_MISSES], sizeof hb->fields[0], "box.misses");
 	snprintf(hb->fields[HB_FILL_BYTES], sizeof hb->fields[0], "box.fill_bytes");
+	snprintf(hb->fields[HB_PREFETCH_BYTES], sizeof hb->fields[0], "box.prefetch_bytes");
+	hb->inv_resync = 1;
+	edge_store_on_change(srv->store, on_store_change, hb);
 	hb->ev_timer = event_new(srv->base, -1, EV_PERSIST, on_hb_timer, hb);
 	tv.tv_sec = srv->conf.heartbeat_interval_ms / 1000;
 	tv.tv_usec = (srv->conf.heartbeat_interval_ms % 1000) * 1000;
@@ -243,8 +437,12 @@ void edge_hb_free(struct edge_hb *hb)
 	if (!hb)
 		return;
 	EC_ASSERT(hb->magic == HB_MAGIC);
+	if (hb->srv->store)
+		edge_store_on_change(hb->srv->store, NULL, NULL);
 	if (hb->ev_timer)
 		event_free(hb->ev_timer);
+	inv_ops_clear(hb);
+	free(hb->inv_ops);
 	hb->magic = 0;
 	free(hb);
 }

@@ -1,5 +1,6 @@
 /* edge_main: echos-edge's entry point and the server's lifetime: listeners, store, fills,
- * Redis link, heartbeat, signals (SIGTERM drains, SIGHUP reloads token keys).
+ * egress pacing, prefetch, Redis link, heartbeat, signals (SIGTERM drains and exits,
+ * SIGUSR1/SIGUSR2 enter/leave drain mode, SIGHUP reloads token keys).
  * Owns struct edge_server and everything hung on it; request handling is in edge_serve. */
 #include <inttypes.h>
 #include <signal.h>
@@ -20,11 +21,14 @@
 
 #define SERVER_MAGIC 0x45535256u /* "ESRV" */
 #define PROG "echos-edge"
+#define EDGE_MEM_OBJ_MAX (64 * 1024)      /* objects kept in memory: at most this big... */
+#define EDGE_MEM_TOTAL (32 * 1024 * 1024) /* ...and this much in all */
 
 static const char summary[] =
 	"the echos box: serves /t/<token>/<path> from its disk cache, fills misses from the\n"
 	"origin-shim, and reports a heartbeat and offload counters to Redis.\n"
-	"Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads token.key from the config.";
+	"Signals: SIGTERM/SIGINT drain and exit; SIGUSR1 reports draining (new viewers go\n"
+	"elsewhere, requests keep being served), SIGUSR2 ends that; SIGHUP reloads token.key.";
 
 /* --- metrics gauges ------------------------------------------------------------------------ */
 
@@ -131,14 +135,34 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	edge_conf_fini(&nc);
 }
 
+/* SIGUSR1: drain mode (the heartbeat says draining, so the redirector sends no new
+ * viewers; whatever arrives is still served). SIGUSR2: back up. */
+static void on_sigusr(evutil_socket_t sig, short what, void *arg)
+{
+	struct edge_server *srv = arg;
+	int on = sig == SIGUSR1;
+
+	if (srv->is_drain_signalled != on)
+		ec_log_info("signal %d: %s (%zu requests in flight)", (int)sig,
+		            on ? "draining: reporting status draining, still serving"
+		               : "drain mode off: reporting status up",
+		            ec_http_server_inflight(srv->http));
+	srv->is_drain_signalled = on;
+	edge_hb_beat(srv->hb); /* tell the redirector now, not at the next beat */
+}
+
 static int server_signals(struct edge_server *srv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	srv->ev_term = evsignal_new(srv->base, SIGTERM, on_sigterm, srv);
 	srv->ev_int = evsignal_new(srv->base, SIGINT, on_sigterm, srv);
 	srv->ev_hup = evsignal_new(srv->base, SIGHUP, on_sighup, srv);
-	if (!srv->ev_term || !srv->ev_int || !srv->ev_hup || event_add(srv->ev_term, NULL) ||
-	    event_add(srv->ev_int, NULL) || event_add(srv->ev_hup, NULL))
+	srv->ev_usr1 = evsignal_new(srv->base, SIGUSR1, on_sigusr, srv);
+	srv->ev_usr2 = evsignal_new(srv->base, SIGUSR2, on_sigusr, srv);
+	if (!srv->ev_term || !srv->ev_int || !srv->ev_hup || !srv->ev_usr1 || !srv->ev_usr2 ||
+	    event_add(srv->ev_term, NULL) || event_add(srv->ev_int, NULL) ||
+	    event_add(srv->ev_hup, NULL) || event_add(srv->ev_usr1, NULL) ||
+	    event_add(srv->ev_usr2, NULL))
 		return EC_ENOMEM;
 	return 0;
 }
@@ -148,8 +172,10 @@ static int server_signals(struct edge_server *srv)
 static void on_redis_state(struct ec_redis *r, enum ec_redis_state st, void *arg)
 {
 	struct edge_server *srv = arg;
-	if (st == EC_REDIS_UP)
+	if (st == EC_REDIS_UP) {
 		ec_log_info("redis %s: connected; heartbeats and counters flow", srv->conf.redis_addr);
+		edge_hb_redis_up(srv->hb); /* the inventory may be gone or stale: rewrite it */
+	}
 	else if (st == EC_REDIS_DOWN)
 		ec_log_warn("redis %s: down; serving from cache, counters kept until it returns",
 		            srv->conf.redis_addr);
@@ -219,9 +245,16 @@ static int edge_server_init(struct edge_server *srv, const struct ec_args *args)
 		ec_log_err("%s; exiting", err);
 		return EC_EIO;
 	}
+	/* small hot objects answer from memory: no open/read/close per request */
+	edge_store_mem_cache(srv->store, EDGE_MEM_OBJ_MAX, EDGE_MEM_TOTAL);
 	edge_store_stats(srv->store, &ss);
 	ec_log_info("cache %s: %" PRIu64 " objects, %" PRIu64 " of %" PRIu64 " bytes", c->cache_dir,
 	            ss.objects, ss.bytes, ss.max_bytes);
+	srv->pace = edge_pace_new(srv->base, c->uplink_enforce ? c->box_uplink_bps / 8 : 0);
+	if (!srv->pace) {
+		ec_log_err("startup: out of memory");
+		return EC_ENOMEM;
+	}
 	srv->fills = edge_fills_new(srv, err, sizeof err);
 	if (!srv->fills) {
 		ec_log_err("fills: %s; exiting", err);
@@ -252,7 +285,14 @@ static int edge_server_init(struct edge_server *srv, const struct ec_args *args)
 		ec_log_err("startup: out of memory");
 		return EC_ENOMEM;
 	}
-	ec_log_info("box %s up: %zu token keys, shim %s", c->box_id, c->keys.n, c->shim_url);
+	if (c->prefetch_bps && !(srv->prefetch = edge_prefetch_new(srv))) {
+		ec_log_err("startup: out of memory");
+		return EC_ENOMEM;
+	}
+	ec_log_info("box %s up: %zu token keys, shim %s, uplink %s%" PRIu64 " bits/s, "
+	            "prefetch %" PRIu64 " bits/s", c->box_id, c->keys.n, c->shim_url,
+	            c->uplink_enforce ? "paced at " : "not paced, ", c->box_uplink_bps,
+	            c->prefetch_bps);
 	return 0;
 }
 
@@ -267,8 +307,10 @@ static void edge_server_fini(struct edge_server *srv)
 	ec_http_server_free(srv->http);   /* close callbacks detach viewers from fills */
 	ec_http_server_free(srv->admin);
 	edge_fills_free(srv->fills);
-	ec_redis_free(srv->redis);        /* pending replies call back into hb */
+	ec_redis_free(srv->redis);        /* pending replies call back into hb and prefetch */
+	edge_prefetch_free(srv->prefetch);
 	edge_hb_free(srv->hb);
+	edge_pace_free(srv->pace);
 	edge_store_free(srv->store);
 	if (srv->ev_drain)
 		event_free(srv->ev_drain);
@@ -278,6 +320,10 @@ static void edge_server_fini(struct edge_server *srv)
 		event_free(srv->ev_int);
 	if (srv->ev_hup)
 		event_free(srv->ev_hup);
+	if (srv->ev_usr1)
+		event_free(srv->ev_usr1);
+	if (srv->ev_usr2)
+		event_free(srv->ev_usr2);
 	ec_metrics_free(srv->metrics);
 	if (srv->base)
 		event_base_free(srv->base);

@@ -20,6 +20,7 @@
 #include "edge_cond.h"
 
 #define REQCTX_MAGIC 0x45524358u /* "ERCX" */
+#define PUMP_HIGH_WATER (128 * 1024) /* paced hits: queued bytes before waiting to drain */
 
 /* Bounded status label set of echos_edge_requests_total; the last one is "other". */
 static const int serve_codes[EDGE_CODES_N] = {
@@ -73,6 +74,15 @@ int edge_serve_metrics_init(struct edge_server *srv)
 	        "Fills served without caching because the disk failed.", NULL);
 	em->viewers_dropped = ec_metrics_counter(m, "echos_edge_viewers_dropped_total",
 	        "Streaming viewers dropped from a fill for falling too far behind.", NULL);
+	em->prefetch_bytes = ec_metrics_counter(m, "echos_edge_prefetch_bytes_total",
+	        "Body bytes received from the origin-shim by prefetches.", NULL);
+	for (int r = 0; r < 3; r++) {
+		static const char *const names[3] = { "ok", "failed", "skipped" };
+		snprintf(labels, sizeof labels, "result=\"%s\"", names[r]);
+		em->prefetches[r] = ec_metrics_counter(m, "echos_edge_prefetches_total",
+		        "Background fills by result (skipped: did not fit without evicting).",
+		        labels);
+	}
 	if (!em->bytes_served || !em->fill_bytes || !em->digest_mismatch)
 		return EC_ENOMEM;
 	return 0;
@@ -122,9 +132,18 @@ static void on_req_close(struct ec_http_req *req, void *arg, int completed)
 	 * far it got. */
 	if (bytes) {
 		ec_metric_add(srv->m.bytes_served, (double)bytes);
-		srv->stats.egress_bytes += bytes;
 		edge_hb_account(srv, EDGE_ACCT_BYTES, bytes);
+		/* streamed bodies were counted for egress as they were written */
+		if (!ctx->is_streaming && ctx->hit_fd < 0 && !ctx->hit_buf && !ctx->stream_written)
+			srv->stats.egress_bytes += bytes;
 	}
+	if (ctx->hit_fd >= 0) {
+		close(ctx->hit_fd);
+		ctx->hit_fd = -1;
+	}
+	free(ctx->hit_buf);
+	ctx->hit_buf = NULL;
+	edge_pace_cancel(srv->pace, &ctx->pace_w);
 	if (ctx->status && ctx->status < 400) {
 		edge_hb_account(srv, EDGE_ACCT_REQS, 1);
 		if (ctx->result == EDGE_RESULT_HIT) {
@@ -142,6 +161,12 @@ static void on_req_close(struct ec_http_req *req, void *arg, int completed)
 	}
 	ctx->magic = 0;
 	free(ctx);
+}
+
+void edge_serve_egress(struct edge_server *srv, uint64_t n)
+{
+	edge_pace_take(srv->pace, n);
+	srv->stats.egress_bytes += n;
 }
 
 /* --- responses --------------------------------------------------------------------------- */
@@ -183,6 +208,106 @@ void edge_serve_text(struct edge_reqctx *ctx, int status, enum edge_result resul
 	ec_http_respond(req, status, h, n, body, len); /* may close ctx: not touched after */
 }
 
+/* Paced hits: with box.uplink enforced, a hit body goes out in chunks read from the
+ * object file, each taking egress tokens, instead of one sendfile. Runs from the handler,
+ * from pace wake-ups and from drain callbacks; the close callback closes hit_fd. */
+static void pump_run(void *arg);
+
+static void on_pump_drain(struct ec_http_req *req, void *arg)
+{
+	pump_run(arg);
+}
+
+static void pump_run(void *arg)
+{
+	static uint8_t buf[65536]; /* one event loop, one pump at a time: shared */
+	struct edge_reqctx *ctx = arg;
+	struct edge_server *srv = ctx->srv;
+	struct ec_http_req *req = ctx->req;
+	size_t chunk = edge_pace_chunk(srv->pace);
+	int rc;
+
+	EC_ASSERT(ctx->magic == REQCTX_MAGIC);
+	if (!req || (ctx->hit_fd < 0 && !ctx->hit_buf))
+		return;
+	if (chunk > sizeof buf)
+		chunk = sizeof buf;
+	while (ctx->hit_left > 0) {
+		size_t n = ctx->hit_left < chunk ? (size_t)ctx->hit_left : chunk;
+		ssize_t got;
+
+		if (ec_http_stream_buffered(req) > PUMP_HIGH_WATER) {
+			ec_http_stream_on_drain(req, on_pump_drain, ctx);
+			return;
+		}
+		if (!edge_pace_ready(srv->pace, &ctx->pace_w)) {
+			edge_pace_wait(srv->pace, &ctx->pace_w);
+			return;
+		}
+		if (ctx->hit_buf) {
+			rc = ec_http_stream_write(req, ctx->hit_buf + ctx->hit_off, n);
+			got = (ssize_t)n;
+			goto written;
+		}
+		got = pread(ctx->hit_fd, buf, n, (off_t)ctx->hit_off);
+		if (got <= 0) {
+			ec_log_warn("cache %s: cannot read the object for %s: %s; cutting request "
+			            "%" PRIu64, edge_store_dir(srv->store), ctx->path,
+			            got < 0 ? strerror(errno) : "file shrank", req->id);
+			ec_http_abort(req);
+			return;
+		}
+		rc = ec_http_stream_write(req, buf, (size_t)got);
+written:
+		if (rc != 0) {
+			if (rc != EC_ECLOSED)
+				ec_http_abort(req);
+			return;
+		}
+		edge_serve_egress(srv, (uint64_t)got);
+		ctx->stream_written += (uint64_t)got;
+		ctx->hit_off += (uint64_t)got;
+		ctx->hit_left -= (uint64_t)got;
+	}
+	if (ctx->hit_fd >= 0)
+		close(ctx->hit_fd);
+	ctx->hit_fd = -1;
+	ec_http_stream_end(req);
+}
+
+/* Starts a paced hit response of `len` body bytes from off of the file fd (taken), or of
+ * the store's memory copy `mem` (borrowed: copied if the response has to wait). */
+static void serve_paced(struct edge_reqctx *ctx, int status, const struct ec_http_header *h,
+                        size_t n, int fd, const uint8_t *mem, uint64_t off, uint64_t len)
+{
+	struct edge_server *srv = ctx->srv;
+
+	if (mem && edge_pace_ready(srv->pace, NULL)) {
+		/* tokens now: one response from memory, counted at close like any other */
+		edge_pace_take(srv->pace, len);
+		ec_http_respond(ctx->req, status, h, n, mem + off, (size_t)len);
+		return;
+	}
+	if (mem) {
+		ctx->hit_buf = malloc((size_t)len ? (size_t)len : 1);
+		if (!ctx->hit_buf) {
+			ec_http_abort(ctx->req);
+			return;
+		}
+		memcpy(ctx->hit_buf, mem + off, (size_t)len);
+		off = 0;
+	}
+	if (ec_http_stream_start(ctx->req, status, h, n, (int64_t)len) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	ctx->hit_fd = fd;
+	ctx->hit_off = off;
+	ctx->hit_left = len;
+	pump_run(ctx);
+}
+
 /* Serves an object found in the store: preconditions, ranges, headers. Takes o->fd. */
 static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_result result)
 {
@@ -206,7 +331,8 @@ static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_
 	edge_cond_eval(&in, &out);
 
 	if (out.status == 412) {
-		close(o->fd);
+		if (o->fd >= 0)
+			close(o->fd);
 		edge_serve_text(ctx, 412, result, "precondition failed");
 		return;
 	}
@@ -216,7 +342,8 @@ static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_
 	if (o->lastmod[0])
 		h[n++] = (struct ec_http_header){ "Last-Modified", 0, o->lastmod, 0 };
 	if (out.status == 304) {
-		close(o->fd);
+		if (o->fd >= 0)
+			close(o->fd);
 		ctx->body_len = 0;
 		edge_serve_count(ctx, 304, result);
 		ec_http_respond(req, 304, h, n, NULL, 0);
@@ -225,7 +352,8 @@ static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_
 	h[n++] = (struct ec_http_header){ "Accept-Ranges", 0, "bytes", 0 };
 	if (out.status == 416) {
 		static const char msg[] = "range not satisfiable\n";
-		close(o->fd);
+		if (o->fd >= 0)
+			close(o->fd);
 		snprintf(crange, sizeof crange, "bytes */%" PRIu64, o->content_length);
 		h[n++] = (struct ec_http_header){ "Content-Range", 0, crange, 0 };
 		h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0 };
@@ -245,6 +373,21 @@ static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_
 	}
 	ctx->body_len = req->is_head ? 0 : len;
 	edge_serve_count(ctx, out.status, result);
+	if (!req->is_head && len > 0 && edge_pace_is_limited(ctx->srv->pace)) {
+		if (o->mem)
+			serve_paced(ctx, out.status, h, n, -1, o->mem,
+			            out.status == 206 ? out.first : 0, len);
+		else
+			serve_paced(ctx, out.status, h, n, o->fd,
+			            NULL, o->header_len + (out.status == 206 ? out.first : 0), len);
+		return;
+	}
+	if (o->mem) {
+		/* a small hot object: headers and body in one write, no file system call */
+		ec_http_respond(req, out.status, h, n, o->mem + (out.status == 206 ? out.first : 0),
+		                (size_t)len);
+		return;
+	}
 	ec_http_respond_fd(req, out.status, h, n, o->fd,
 	                   (off_t)(o->header_len + (out.status == 206 ? out.first : 0)), len);
 }
@@ -286,7 +429,7 @@ static int hexval(char c)
 static const char *serve_split_path(const char *p, size_t len, const char **tok,
                                     size_t *toklen, struct edge_reqctx *ctx)
 {
-	const char *obj, *slash;
+	const char *obj, *slash, *why;
 	size_t objlen;
 
 	if (memchr(p, '\0', len))
@@ -304,10 +447,23 @@ static const char *serve_split_path(const char *p, size_t len, const char **tok,
 		return "token too long";
 	obj = slash;
 	objlen = len - (size_t)(slash - p);
-	if (objlen < 2)
+	why = edge_serve_check_path(obj, objlen);
+	if (why)
+		return why;
+	memcpy(ctx->path, obj, objlen);
+	ctx->path[objlen] = '\0';
+	ctx->path_len = objlen;
+	return NULL;
+}
+
+const char *edge_serve_check_path(const char *obj, size_t objlen)
+{
+	if (objlen < 2 || obj[0] != '/')
 		return "empty object path";
 	if (objlen > EDGE_STORE_PATH_MAX)
 		return "object path too long";
+	if (memchr(obj, '\0', objlen))
+		return "NUL in path";
 	for (size_t i = 0; i < objlen; i++) {
 		unsigned char c = (unsigned char)obj[i];
 		if (c <= 0x20 || c >= 0x7f)
@@ -332,9 +488,6 @@ static const char *serve_split_path(const char *p, size_t len, const char **tok,
 	for (size_t i = 0; i + 1 < objlen; i++)
 		if (obj[i] == '/' && obj[i + 1] == '.' && (i + 2 == objlen || obj[i + 2] == '/'))
 			return "\".\" segment in path";
-	memcpy(ctx->path, obj, objlen);
-	ctx->path[objlen] = '\0';
-	ctx->path_len = objlen;
 	return NULL;
 }
 
@@ -419,6 +572,8 @@ void edge_serve_handle(struct ec_http_req *req, void *arg)
 	ctx->magic = REQCTX_MAGIC;
 	ctx->srv = srv;
 	ctx->req = req;
+	ctx->hit_fd = -1;
+	edge_pace_waiter_init(&ctx->pace_w, pump_run, ctx);
 	req->user = ctx;
 	ec_http_req_on_close(req, on_req_close, ctx);
 

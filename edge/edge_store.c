@@ -40,6 +40,15 @@ struct store_entry {
 	int64_t atime_s;            /* last use, for the startup LRU order */
 	struct store_entry *hnext;  /* hash chain */
 	struct store_entry *prev, *next; /* LRU: head = most recently used */
+	struct store_mem *mem;      /* in-memory copy of a small object, or NULL */
+	uint16_t path_len;
+	char path[];                /* the object path, NUL-terminated (inventory) */
+};
+
+/* A small object kept in memory: its metadata and body, as verified when read. */
+struct store_mem {
+	struct edge_obj meta;       /* fd -1, mem NULL */
+	uint8_t body[];
 };
 
 struct edge_store {
@@ -53,6 +62,10 @@ struct edge_store {
 	struct store_entry **buckets;
 	size_t nbuckets;            /* power of two */
 	struct store_entry *lru_head, *lru_tail;
+	size_t mem_obj_max;         /* 0: no memory copies */
+	size_t mem_max, mem_bytes;
+	edge_store_change_cb on_change; /* inventory updates, may be NULL */
+	void *on_change_arg;
 };
 
 struct edge_store_writer {
@@ -60,6 +73,8 @@ struct edge_store_writer {
 	struct edge_store *st;
 	int fd;
 	uint8_t key[32];
+	const char *path;           /* inside header[], path_len bytes */
+	size_t path_len;
 	char tmp_path[4096];
 	int64_t announced;          /* content length announced, -1 unknown */
 	uint64_t written;           /* body bytes written */
@@ -134,6 +149,20 @@ static size_t bucket_of(const struct edge_store *st, const uint8_t key[32])
 	return (size_t)h & (st->nbuckets - 1);
 }
 
+/* Returns a new entry for `path` (owned by the caller until index_insert takes it). */
+static struct store_entry *entry_new(const uint8_t key[32], const char *path, size_t len)
+{
+	struct store_entry *e = calloc(1, sizeof *e + len + 1);
+	if (!e)
+		return NULL;
+	e->magic = ENTRY_MAGIC;
+	memcpy(e->key, key, 32);
+	memcpy(e->path, path, len);
+	e->path[len] = '\0';
+	e->path_len = (uint16_t)len;
+	return e;
+}
+
 /* --- index and LRU ---------------------------------------------------------------- */
 
 static struct store_entry *index_find(const struct edge_store *st, const uint8_t key[32])
@@ -190,8 +219,8 @@ static void index_grow(struct edge_store *st)
 	st->nbuckets = n;
 }
 
-/* Takes e into the index (at the LRU head). */
-static void index_insert(struct edge_store *st, struct store_entry *e)
+/* Takes e into the index (at the LRU head). `notify`: tell the change callback. */
+static void index_insert(struct edge_store *st, struct store_entry *e, int notify)
 {
 	size_t b;
 	if (st->objects + 1 > st->nbuckets)
@@ -202,6 +231,8 @@ static void index_insert(struct edge_store *st, struct store_entry *e)
 	lru_push_head(st, e);
 	st->bytes += e->size;
 	st->objects++;
+	if (notify && st->on_change)
+		st->on_change(st->on_change_arg, e->path, e->path_len, 1);
 }
 
 /* Removes e from the index and frees it (the file is the caller's business). */
@@ -216,6 +247,12 @@ static void index_remove(struct edge_store *st, struct store_entry *e)
 	lru_unlink(st, e);
 	st->bytes -= e->size;
 	st->objects--;
+	if (st->on_change)
+		st->on_change(st->on_change_arg, e->path, e->path_len, 0);
+	if (e->mem) {
+		st->mem_bytes -= e->mem->meta.content_length;
+		free(e->mem);
+	}
 	e->magic = 0;
 	free(e);
 }
@@ -304,7 +341,7 @@ static const char *hdr_parse(const uint8_t *h, size_t n, uint64_t file_size,
 /* Reads and checks the header of the open file fd. Returns NULL or why it is invalid;
  * on EC_EIO-like read errors returns "read error" with errno set. */
 static const char *hdr_read(int fd, const uint8_t key[32], struct edge_obj *out,
-                            uint64_t *file_size)
+                            uint64_t *file_size, char *path_out, size_t *path_len_out)
 {
 	uint8_t h[HDR_MAX];
 	struct stat sb;
@@ -318,7 +355,8 @@ static const char *hdr_read(int fd, const uint8_t key[32], struct edge_obj *out,
 	if (n < 0)
 		return "read error";
 	*file_size = (uint64_t)sb.st_size;
-	return hdr_parse(h, (size_t)n, (uint64_t)sb.st_size, key, out, NULL, NULL);
+	return hdr_parse(h, (size_t)n, (uint64_t)sb.st_size, key, out, path_out,
+	                 path_len_out);
 }
 
 /* --- open: directories, tmp cleanup, scan ------------------------------------------ */
@@ -408,11 +446,61 @@ static void scan_drop(struct edge_store *st, int dfd, const char *sub, const cha
 	st->dropped++;
 }
 
+struct scan_name {
+	ino_t ino;
+	char name[65];
+};
+
+static int cmp_ino(const void *a, const void *b)
+{
+	const struct scan_name *x = a, *y = b;
+	return (x->ino > y->ino) - (x->ino < y->ino);
+}
+
+/* Lists the object file names of one subdirectory in inode order: on a cold start, headers
+ * are then read roughly in disk order instead of the directory's hash order. Other names
+ * are removed here. Returns a new array owned by the caller (free()), *n its length. */
+static struct scan_name *scan_names(struct edge_store *st, DIR *d, const char *sub,
+                                    size_t *n)
+{
+	struct scan_name *v = NULL;
+	size_t cap = 0;
+	struct dirent *de;
+
+	*n = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strlen(de->d_name) != 64 || !is_hex(de->d_name, 64) ||
+		    strncmp(de->d_name, sub, 2) != 0) {
+			scan_drop(st, dirfd(d), sub, de->d_name, "not an object file name");
+			continue;
+		}
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct scan_name *nv = realloc(v, nc * sizeof *nv);
+			if (!nv) {
+				ec_log_err("cache %s: out of memory while scanning", st->dir);
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[*n].ino = de->d_ino;
+		memcpy(v[*n].name, de->d_name, 65);
+		(*n)++;
+	}
+	if (*n)
+		qsort(v, *n, sizeof *v, cmp_ino);
+	return v;
+}
+
 static void scan_subdir(struct edge_store *st, const char *sub, struct scan_list *out)
 {
 	char p[4096];
 	DIR *d;
-	struct dirent *de;
+	struct scan_name *names;
+	size_t n_names;
 
 	snprintf(p, sizeof p, "%s/objects/%s", st->dir, sub);
 	d = opendir(p);
@@ -420,33 +508,34 @@ static void scan_subdir(struct edge_store *st, const char *sub, struct scan_list
 		ec_log_warn("cache %s: cannot read objects/%s: %s", st->dir, sub, strerror(errno));
 		return;
 	}
-	while ((de = readdir(d)) != NULL) {
+	names = scan_names(st, d, sub, &n_names);
+	for (size_t i = 0; i < n_names; i++) {
+		struct scan_name *de = &names[i];
 		struct edge_obj o;
 		struct store_entry *e;
 		struct stat sb;
 		uint8_t key[32];
 		uint64_t fsize = 0;
+		char opath[EDGE_STORE_PATH_MAX + 1];
+		size_t opath_len = 0;
 		const char *why;
 		int fd;
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (strlen(de->d_name) != 64 || !is_hex(de->d_name, 64) ||
-		    strncmp(de->d_name, sub, 2) != 0 || hex_to_key(de->d_name, key) != 0) {
-			scan_drop(st, dirfd(d), sub, de->d_name, "not an object file name");
+		if (hex_to_key(de->name, key) != 0) {
+			scan_drop(st, dirfd(d), sub, de->name, "not an object file name");
 			continue;
 		}
-		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(dirfd(d), de->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0) {
-			scan_drop(st, dirfd(d), sub, de->d_name, strerror(errno));
+			scan_drop(st, dirfd(d), sub, de->name, strerror(errno));
 			continue;
 		}
-		why = hdr_read(fd, key, &o, &fsize);
+		why = hdr_read(fd, key, &o, &fsize, opath, &opath_len);
 		if (!why && fstat(fd, &sb) != 0)
 			why = "cannot stat";
 		close(fd);
 		if (why) {
-			scan_drop(st, dirfd(d), sub, de->d_name, why);
+			scan_drop(st, dirfd(d), sub, de->name, why);
 			continue;
 		}
 		if (out->n == out->cap) {
@@ -459,17 +548,16 @@ static void scan_subdir(struct edge_store *st, const char *sub, struct scan_list
 			out->v = v;
 			out->cap = cap;
 		}
-		e = calloc(1, sizeof *e);
+		e = entry_new(key, opath, opath_len);
 		if (!e) {
 			ec_log_err("cache %s: out of memory while scanning", st->dir);
 			break;
 		}
-		e->magic = ENTRY_MAGIC;
-		memcpy(e->key, key, 32);
 		e->size = fsize;
 		e->atime_s = sb.st_atime > sb.st_mtime ? sb.st_atime : sb.st_mtime;
 		out->v[out->n++] = e;
 	}
+	free(names);
 	closedir(d);
 }
 
@@ -493,7 +581,7 @@ static void store_scan(struct edge_store *st)
 	if (l.n)
 		qsort(l.v, l.n, sizeof *l.v, cmp_atime);
 	for (size_t i = 0; i < l.n; i++)
-		index_insert(st, l.v[i]);
+		index_insert(st, l.v[i], 0);
 	free(l.v);
 	if (st->bytes > st->max_bytes) {
 		ec_log_info("cache %s: %llu bytes stored over a capacity of %llu; evicting",
@@ -544,6 +632,7 @@ void edge_store_free(struct edge_store *st)
 	if (!st)
 		return;
 	EC_ASSERT(st->magic == STORE_MAGIC);
+	st->on_change = NULL; /* closing the store removes nothing from the inventory */
 	while (st->lru_head)
 		index_remove(st, st->lru_head);
 	free(st->buckets);
@@ -568,6 +657,38 @@ const char *edge_store_dir(const struct edge_store *st)
 
 /* --- lookups ----------------------------------------------------------------------- */
 
+void edge_store_mem_cache(struct edge_store *st, size_t max_obj, size_t max_total)
+{
+	st->mem_obj_max = max_obj;
+	st->mem_max = max_total;
+}
+
+/* After a successful open: copies a small object into memory if there is room, then
+ * answers from the copy (closes out->fd). A failed read leaves out as it was. */
+static void store_mem_load(struct edge_store *st, struct store_entry *e, struct edge_obj *out)
+{
+	uint64_t len = out->content_length;
+	struct store_mem *m;
+
+	if (len > st->mem_obj_max || st->mem_bytes + len > st->mem_max)
+		return;
+	m = malloc(sizeof *m + (size_t)len);
+	if (!m)
+		return;
+	if (len && pread(out->fd, m->body, (size_t)len, out->header_len) != (ssize_t)len) {
+		free(m);
+		return; /* served from the file; the next lookup tries again */
+	}
+	m->meta = *out;
+	m->meta.fd = -1;
+	m->meta.mem = NULL;
+	e->mem = m;
+	st->mem_bytes += len;
+	close(out->fd);
+	out->fd = -1;
+	out->mem = m->body;
+}
+
 int edge_store_lookup(struct edge_store *st, const char *path, size_t path_len,
                       struct edge_obj *out)
 {
@@ -583,6 +704,13 @@ int edge_store_lookup(struct edge_store *st, const char *path, size_t path_len,
 	e = index_find(st, key);
 	if (!e)
 		return EC_ENOENT;
+	if (e->mem) {
+		*out = e->mem->meta;
+		out->mem = e->mem->body;
+		lru_unlink(st, e);
+		lru_push_head(st, e);
+		return 0;
+	}
 	obj_path(st, key, p, sizeof p);
 	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
@@ -595,7 +723,7 @@ int edge_store_lookup(struct edge_store *st, const char *path, size_t path_len,
 		return EC_EIO;
 	}
 	memset(out, 0, sizeof *out);
-	why = hdr_read(fd, key, out, &fsize);
+	why = hdr_read(fd, key, out, &fsize, NULL, NULL);
 	if (why && strcmp(why, "read error") == 0) {
 		int saved = errno;
 		close(fd);
@@ -613,6 +741,7 @@ int edge_store_lookup(struct edge_store *st, const char *path, size_t path_len,
 	out->fd = fd;
 	lru_unlink(st, e);
 	lru_push_head(st, e);
+	store_mem_load(st, e, out);
 	return 0;
 }
 
@@ -715,6 +844,8 @@ int edge_store_begin(struct edge_store *st, const char *path, size_t path_len,
 	memcpy(s + lc, et, le);
 	memcpy(s + lc + le, lm, ll);
 	memcpy(s + lc + le + ll, path, path_len);
+	w->path = (const char *)s + lc + le + ll;
+	w->path_len = path_len;
 	/* the provisional header has a zero digest; its length makes a torn file invalid */
 	if (write_all(w->fd, w->header, w->header_len, 0) != 0) {
 		int saved = errno;
@@ -789,7 +920,7 @@ int edge_store_commit(struct edge_store_writer **wp, const uint8_t sha256[32])
 		edge_store_abort(wp);
 		return rc;
 	}
-	e = calloc(1, sizeof *e);
+	e = entry_new(w->key, w->path, w->path_len);
 	if (!e) {
 		errno = ENOMEM;
 		goto fail_errno;
@@ -805,11 +936,9 @@ int edge_store_commit(struct edge_store_writer **wp, const uint8_t sha256[32])
 		/* renamed but maybe not durable: keep serving it; a crash drops it at worst */
 		ec_log_warn("cache %s: fsync of %s failed: %s", st->dir, dir, strerror(errno));
 	}
-	e->magic = ENTRY_MAGIC;
-	memcpy(e->key, w->key, 32);
 	e->size = size;
 	e->atime_s = ec_wall_ms() / 1000;
-	index_insert(st, e);
+	index_insert(st, e, 1);
 	close(w->fd);
 	w->magic = 0;
 	free(w);
@@ -837,4 +966,21 @@ void edge_store_abort(struct edge_store_writer **wp)
 	w->magic = 0;
 	free(w);
 	*wp = NULL;
+}
+
+/* --- inventory --------------------------------------------------------------------- */
+
+void edge_store_on_change(struct edge_store *st, edge_store_change_cb cb, void *arg)
+{
+	EC_ASSERT(st && st->magic == STORE_MAGIC);
+	st->on_change = cb;
+	st->on_change_arg = arg;
+}
+
+size_t edge_store_foreach(const struct edge_store *st, edge_store_path_cb cb, void *arg)
+{
+	size_t n = 0;
+	for (const struct store_entry *e = st->lru_head; e; e = e->next, n++)
+		cb(arg, e->path, e->path_len);
+	return n;
 }

@@ -18,7 +18,10 @@ struct edge_store_writer;
 
 /* Metadata of one stored object, as read from its header. */
 struct edge_obj {
-	int fd;                    /* open read-only on the object file, owned by the caller */
+	int fd;                    /* open read-only on the object file, owned by the caller;
+	                            * -1 when the body is in memory (mem) */
+	const uint8_t *mem;        /* the body in the store's memory copy, or NULL: borrowed,
+	                            * valid until the next call that changes the store */
 	uint32_t header_len;       /* body starts at this file offset */
 	uint64_t content_length;   /* body bytes */
 	uint8_t sha256[32];        /* digest of the body, verified at commit */
@@ -60,6 +63,11 @@ const char *edge_store_dir(const struct edge_store *st);
  * Returns 0, EC_ENOENT (miss) or EC_EIO (open/read failed, errno set; still indexed). */
 int edge_store_lookup(struct edge_store *st, const char *path, size_t path_len,
                       struct edge_obj *out);
+/* Keeps the header and body of objects of at most `max_obj` body bytes in memory once
+ * they were read, up to `max_total` bytes in all (first come, kept until the object
+ * leaves the index), so that hot small objects cost no file system call. Off (0) by
+ * default. With it on, edge_store_lookup may answer with out->mem and out->fd = -1. */
+void edge_store_mem_cache(struct edge_store *st, size_t max_obj, size_t max_total);
 /* Returns 1 if `path` is in the index (no disk access), else 0. */
 int edge_store_has(const struct edge_store *st, const char *path, size_t path_len);
 /* Removes the object for `path` if present. Returns 0 or EC_ENOENT. */
@@ -84,6 +92,16 @@ int edge_store_commit(struct edge_store_writer **wp, const uint8_t sha256[32]);
 /* Abandons the writer and removes its temp file. Sets *wp to NULL; NULL is a no-op. */
 void edge_store_abort(struct edge_store_writer **wp);
 uint64_t edge_store_written(const struct edge_store_writer *w);
+
+/* Inventory: called with the object path whenever an object enters the index by a commit
+ * (is_added 1) or leaves it (eviction, replacement, damage, removal: 0). Objects found at
+ * startup are not announced: edge_store_foreach() lists them. `path` is borrowed. */
+typedef void (*edge_store_change_cb)(void *arg, const char *path, size_t len, int is_added);
+void edge_store_on_change(struct edge_store *st, edge_store_change_cb cb, void *arg);
+/* Calls cb for every indexed object's path, most recently used first; returns the count.
+ * cb must not change the store. */
+typedef void (*edge_store_path_cb)(void *arg, const char *path, size_t len);
+size_t edge_store_foreach(const struct edge_store *st, edge_store_path_cb cb, void *arg);
 
 /* The cache key: sha-256 of the object path, as 64 lowercase hex digits + NUL. */
 void edge_store_key_hex(const char *path, size_t path_len, char out[65]);

@@ -435,6 +435,82 @@ static void test_write_failure_reports_eio_and_leaves_nothing(void **state)
 	free(dir);
 }
 
+/* Records inventory changes for the tests below. */
+struct change_log {
+	char text[512];
+};
+
+static void on_change(void *arg, const char *path, size_t len, int is_added)
+{
+	struct change_log *l = arg;
+	size_t n = strlen(l->text);
+	snprintf(l->text + n, sizeof l->text - n, "%c%.*s ", is_added ? '+' : '-', (int)len,
+	         path);
+}
+
+static void count_path(void *arg, const char *path, size_t len)
+{
+	(*(int *)arg)++;
+}
+
+static void test_small_objects_are_served_from_memory_until_they_leave(void **state)
+{
+	char *dir = mkdtemp_dir();
+	char err[256];
+	struct edge_store *st = edge_store_open(dir, 1 << 20, err, sizeof err);
+	struct edge_obj o;
+
+	assert_non_null(st);
+	edge_store_mem_cache(st, 16, 1024);
+	assert_int_equal(put(st, "/s", "small body", 10), 0);
+	assert_int_equal(put(st, "/big", "a body over sixteen bytes", 25), 0);
+	/* small: the first lookup reads it into memory, later ones need no file */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(edge_store_lookup(st, "/s", 2, &o), 0);
+		assert_int_equal(o.fd, -1);
+		assert_non_null(o.mem);
+		assert_memory_equal(o.mem, "small body", 10);
+		assert_string_equal(o.etag, "\"abc\"");
+	}
+	/* over the per-object limit: a file as before */
+	assert_int_equal(edge_store_lookup(st, "/big", 4, &o), 0);
+	assert_true(o.fd >= 0);
+	assert_null(o.mem);
+	close(o.fd);
+	/* removed from the index: the memory copy goes with it */
+	assert_int_equal(edge_store_remove(st, "/s", 2), 0);
+	assert_int_equal(edge_store_lookup(st, "/s", 2, &o), EC_ENOENT);
+	edge_store_free(st);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void test_inventory_hears_commits_and_removals_not_the_startup_scan(void **state)
+{
+	char *dir = mkdtemp_dir();
+	char err[256];
+	struct edge_store *st = edge_store_open(dir, 4096, err, sizeof err);
+	struct change_log log = { "" };
+	int n = 0;
+
+	assert_non_null(st);
+	assert_int_equal(put(st, "/old", "x", 1), 0);
+	edge_store_free(st);
+	st = edge_store_open(dir, 4096, err, sizeof err);
+	assert_non_null(st);
+	edge_store_on_change(st, on_change, &log);
+	assert_int_equal(edge_store_foreach(st, count_path, &n), 1);
+	assert_int_equal(n, 1);
+	assert_int_equal(put(st, "/a", "1", 1), 0);
+	assert_int_equal(put(st, "/a", "2", 1), 0);  /* replaced: out, then in */
+	assert_int_equal(edge_store_remove(st, "/old", 4), 0);
+	assert_string_equal(log.text, "+/a -/a +/a -/old ");
+	edge_store_free(st);                       /* closing is not a removal */
+	assert_string_equal(log.text, "+/a -/a +/a -/old ");
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_open_fails_on_a_file_where_the_dir_should_be(void **state)
 {
 	char *dir = mkdtemp_dir();
@@ -462,6 +538,8 @@ int main(void)
 		cmocka_unit_test(test_replacing_an_object_keeps_one_copy),
 		cmocka_unit_test(test_write_failure_reports_eio_and_leaves_nothing),
 		cmocka_unit_test(test_open_fails_on_a_file_where_the_dir_should_be),
+		cmocka_unit_test(test_small_objects_are_served_from_memory_until_they_leave),
+		cmocka_unit_test(test_inventory_hears_commits_and_removals_not_the_startup_scan),
 	};
 	ec_log_open("test_edge_store", EC_LOG_ERR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
