@@ -96,7 +96,8 @@ demo: all
 	@bash tools/demo.sh $(if $(ONCE),--once)
 
 bench: all
-	@for b in bench/*.sh; do sh $$b || exit 1; done
+	@sh tools/deps.sh --bench
+	@for b in bench/*.sh; do bash $$b || exit 1; done
 
 clean:
 	rm -rf build bin
