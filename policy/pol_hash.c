@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "pol_rank.h"
 #include "pol_score.h"
 
 #define P1 0x9E3779B185EBCA87ULL
@@ -94,18 +95,6 @@ uint64_t pol_hash_bytes(const void *data, size_t n)
 	return h;
 }
 
-/* The splitmix64 finalizer: a bijection on 64 bits where every input bit flips about
- * half of the output bits (full avalanche). */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xBF58476D1CE4E5B9ULL;
-	x ^= x >> 27;
-	x *= 0x94D049BB133111EBULL;
-	x ^= x >> 31;
-	return x;
-}
-
 /* Rendezvous (highest random weight) score of box for object. The box hash is mixed on
  * its own before it meets the object hash, so boxes whose ids differ in few bits, or
  * objects whose hashes are related, still get independent-looking orderings; the outer
@@ -114,7 +103,7 @@ static inline uint64_t mix64(uint64_t x)
  * where hash % n would reshuffle almost every object and empty every cache at once. */
 uint64_t pol_rendezvous(uint64_t obj_hash, uint64_t box_hash)
 {
-	return mix64(obj_hash ^ mix64(box_hash + 0x9E3779B97F4A7C15ULL));
+	return pol_rank_rdv(obj_hash, box_hash);
 }
 
 #define EARTH_RADIUS_KM 6371.0088 /* IUGG mean radius */
@@ -133,4 +122,15 @@ double pol_haversine_km(double lat1, double lon1, double lat2, double lon2)
 	if (a > 1.0)
 		a = 1.0;
 	return 2.0 * EARTH_RADIUS_KM * asin(sqrt(a));
+}
+
+/* See pol_rank.h: a box's lane depends on its id only. */
+unsigned pol_lane_of(uint64_t box_hash)
+{
+	return pol_rank_lane_of(box_hash);
+}
+
+uint64_t pol_lane_score(uint64_t obj_hash, unsigned lane)
+{
+	return pol_rank_lane_score(obj_hash, lane);
 }

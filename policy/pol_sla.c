@@ -3,6 +3,7 @@
  * does) and reads no clock. Owns no memory. */
 #include <stdint.h>
 
+#include "pol_rank.h"
 #include "pol_score.h"
 
 /* Checks, in this order, and stops at the first that fails:
@@ -15,33 +16,16 @@
  * The first two say the box is not alive for new viewers; the rest say it is alive but
  * its latest state does not predict the SLA is met. A heartbeat stamped after now_ms
  * (clock skew between threads) counts as fresh. A box with no known uplink has no
- * capacity. Borrows b and sla for the call. Returns 1, or 0 with *why set. */
+ * capacity. Borrows b and sla for the call. Returns 1, or 0 with *why set.
+ * The rules live in pol_rank.h (pol_rank_eligible), inline for the choice loops. */
 int pol_sla_eligible(const struct pol_box *b, const struct pol_sla *sla, int64_t now_ms,
                      enum pol_miss *why)
 {
-	enum pol_miss m = POL_MISS_NONE;
+	enum pol_miss m;
 
-	if (b->status != POL_BOX_UP || b->good_hbs < sla->min_good_hbs) {
-		m = POL_MISS_NO_BOX;
-	} else if (sla->max_state_age_ms < 0 ||
-	           (now_ms > b->hb_ms &&
-	            (uint64_t)now_ms - (uint64_t)b->hb_ms > (uint64_t)sla->max_state_age_ms)) {
-		m = POL_MISS_STATE_STALE;
-	} else {
-		/* in double: three u64 rates could overflow an integer sum */
-		double load = (double)b->egress_bps + (double)b->charged_bps +
-		              (double)sla->viewer_bps;
-
-		/* written so that a NaN max_util compares false, i.e. over capacity */
-		if (b->uplink_bps == 0 || !(load <= sla->max_util * (double)b->uplink_bps))
-			m = POL_MISS_ALL_OVER_CAPACITY;
-		else if (sla->max_ttfb_ms != 0 && b->ttfb_ms > sla->max_ttfb_ms)
-			m = POL_MISS_SLA_TTFB;
-	}
-	if (m != POL_MISS_NONE) {
-		if (why)
-			*why = m;
-		return 0;
-	}
-	return 1;
+	if (pol_rank_eligible(b, sla, now_ms, &m))
+		return 1;
+	if (why)
+		*why = m;
+	return 0;
 }

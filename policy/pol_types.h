@@ -73,12 +73,28 @@ struct pol_sla {
 	uint32_t min_good_hbs;    /* heartbeats needed before a box (re)gets viewers */
 };
 
+/* At most this many holders of an object are looked at per decision. */
+#define POL_HOLDERS_MAX 16
+
+/* One question: which box for this client and object under this SLA at now_ms.
+ * holders are table indexes of boxes that hold the object (from their inventories);
+ * they rank first within their class. Every pointer is borrowed for the call. */
+struct pol_query {
+	const struct pol_client *client;
+	uint64_t obj_hash;        /* pol_hash_bytes() of the object path */
+	const struct pol_sla *sla;
+	int64_t now_ms;           /* heartbeat ages are judged at this time */
+	const uint32_t *holders;  /* may be NULL when n_holders == 0 */
+	size_t n_holders;         /* only the first POL_HOLDERS_MAX count */
+};
+
 /* The answer: a box (index into the table) or a miss with a reason. */
 struct pol_choice {
 	int32_t box;           /* index, or -1 for the origin */
 	int32_t alt;           /* next-best box index, or -1 */
 	enum pol_class cls;    /* proximity class of the chosen box */
 	enum pol_miss miss;    /* POL_MISS_NONE when box >= 0 */
+	int holds;             /* the chosen box is one of the query's holders */
 };
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ec_cfg.h"
+#include "ec_token.h"
 #include "pol_types.h"
 #include "rdr_acct.h"
 #include "rdr_conf.h"
@@ -19,6 +20,7 @@ struct ec_metric;
 struct ec_metrics;
 struct ec_redis;
 struct rdr_boxes;
+struct rdr_inv;
 struct rdr_pop;
 
 #define RDR_PROG "echos-redirector"
@@ -40,7 +42,30 @@ struct rdr_metrics {
 	struct ec_metric *syncs_ok, *syncs_failed, *malformed;
 	struct ec_metric *pop_full, *pop_lost;
 	struct ec_metric *geo_errors, *acct_lost;
+	struct ec_metric *forwarded[2];              /* client from [peer, header] */
+	/* per service of the config in force: [service][reason], re-bound on reload */
+	struct ec_metric *svc_fallbacks[RDR_SERVICES_MAX + 1][POL_MISS_COUNT_];
+	struct ec_metric *svc_requests[RDR_SERVICES_MAX + 1][2]; /* [box, origin] */
 };
+
+/* Recently signed tokens, direct-mapped: the same object sent to the same box in the
+ * same second gets the same token, so a popular object costs one HMAC per second and
+ * box, not one per viewer. */
+#define RDR_TOKCACHE_SLOTS 4096
+struct rdr_tok_slot {
+	uint64_t obj;                   /* pol_hash_bytes of the path */
+	uint64_t box;                   /* id_hash of the box */
+	uint64_t net;                   /* hash of the bound prefix, 0: none */
+	int64_t exp_s;
+	uint32_t kid;
+	unsigned key_gen;
+	uint32_t path_len;
+	uint16_t len;                   /* token length, 0: empty slot */
+	char tok[EC_TOKEN_MAX_LEN + 1];
+};
+
+/* Per-request scratch, reused: the event loop answers one request at a time. */
+#define RDR_SCRATCH 20480
 
 struct rdr {
 	unsigned magic;
@@ -54,6 +79,8 @@ struct rdr {
 	struct ec_http_server *admin;   /* NULL: admin.listen empty */
 	struct ec_redis *redis;
 	struct rdr_boxes *boxes;
+	struct rdr_inv *inv;            /* object -> holders from box inventories */
+	uint32_t holders[POL_HOLDERS_MAX]; /* scratch for one decision */
 	struct rdr_pop *pop;
 	struct rdr_acct acct;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_tick, *ev_drain;
@@ -61,6 +88,10 @@ struct rdr {
 	int64_t drain_deadline_ms;
 	uint64_t bad_logged_s;          /* rate limit for bad-request log lines */
 	unsigned bad_logged_n;
+	struct rdr_tok_slot *tokcache;  /* RDR_TOKCACHE_SLOTS, owned */
+	uint64_t tokcache_hits, tokcache_misses;
+	char loc_buf[RDR_SCRATCH];      /* Location of the response being built */
+	char link_buf[2 * RDR_SCRATCH]; /* Link alternates of the response being built */
 };
 
 #endif

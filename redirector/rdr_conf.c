@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ec_err.h"
 #include "ec_redis.h"
@@ -61,6 +62,22 @@ const struct ec_cfg_opt rdr_conf_opts[] = {
 	  "how long the last-known box table is used while Redis is unreachable" },
 	{ "log.level", EC_CFG_LEVEL, O(log_level), "info", 0, 0,
 	  "debug, info, warn or error" },
+	{ "trusted_proxies", EC_CFG_LIST, O(trusted_proxies), NULL, 0, 0,
+	  "CIDR of a proxy whose X-Forwarded-For/Forwarded is believed, repeatable" },
+	{ "service", EC_CFG_LIST, O(service), NULL, 0, 0,
+	  "\"name=N prefix=/p/ [host=H] [origin=URL] [max_ttfb=..] [viewer_bitrate=..] "
+	  "[max_util=..] [max_class=..] [max_state_age=..] [max_distance_km=..] "
+	  "[min_good_heartbeats=..]\", repeatable; longest prefix wins" },
+	{ "charge.duration", EC_CFG_DURATION, O(charge_ms), "10s", 0, 15000,
+	  "how long each redirect counts its bitrate against the chosen box; 0: off" },
+	{ "charge.reflect", EC_CFG_DURATION, O(charge_reflect_ms), "1s", 0, 15000,
+	  "a heartbeat first seen this long after a redirect already includes its viewer" },
+	{ "alternates", EC_CFG_BOOL, O(alternates), "no", 0, 0,
+	  "add Link: rel=duplicate (RFC 6249) with the next-best box and the origin" },
+	{ "token.bind_client_prefix", EC_CFG_STR, O(bind_client_prefix), "", 0, 0,
+	  "bind tokens to the client's network, \"V4BITS/V6BITS\" like 24/48; empty: off" },
+	{ "inventory", EC_CFG_BOOL, O(inventory), "yes", 0, 0,
+	  "read box inventories (echos:inv:{box}) and prefer boxes holding the object" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
 };
 
@@ -298,6 +315,236 @@ static void conf_check(struct rdr_conf *c, const struct ec_args *args, struct co
 	c->sla.min_good_hbs = (uint32_t)c->sla_min_good_hbs;
 }
 
+/* ---- services --------------------------------------------------------------------- */
+
+static int svc_name_ok(const char *v)
+{
+	size_t len = strlen(v);
+
+	if (len == 0 || len > RDR_SVC_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '_' && v[i] != '-' && v[i] != '.')
+			return 0;
+	return 1;
+}
+
+static int svc_copy(char *dst, size_t cap, size_t *len, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= cap)
+		return -1;
+	memcpy(dst, v, n + 1);
+	if (len)
+		*len = n;
+	return 0;
+}
+
+/* Applies one key=value of a service line; returns NULL or what was expected. */
+static const char *svc_set(struct rdr_service *sv, const char *k, const char *v, int *has)
+{
+	int64_t ms;
+	uint64_t bps;
+	double x;
+	char *end;
+
+	if (strcmp(k, "name") == 0) {
+		if (!svc_name_ok(v) || svc_copy(sv->name, sizeof sv->name, NULL, v) != 0)
+			return "name: expected [A-Za-z0-9._-]{1,31}";
+		has[0] = 1;
+	} else if (strcmp(k, "prefix") == 0) {
+		if (v[0] != '/' || strpbrk(v, "?#") ||
+		    svc_copy(sv->prefix, sizeof sv->prefix, &sv->prefix_len, v) != 0)
+			return "prefix: expected a path starting with '/' (at most 255 bytes)";
+		has[1] = 1;
+	} else if (strcmp(k, "host") == 0) {
+		if (svc_copy(sv->host, sizeof sv->host, &sv->host_len, v) != 0 ||
+		    strpbrk(v, "/:@[]"))
+			return "host: expected a host name without port";
+		for (char *p = sv->host; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	} else if (strcmp(k, "origin") == 0) {
+		if (conf_check_url(v) != 0 ||
+		    svc_copy(sv->origin, sizeof sv->origin, &sv->origin_len, v) != 0)
+			return "origin: expected an http:// or https:// URL without query";
+		while (sv->origin_len > 0 && sv->origin[sv->origin_len - 1] == '/')
+			sv->origin[--sv->origin_len] = '\0';
+	} else if (strcmp(k, "max_ttfb") == 0) {
+		if (ec_cfg_parse_duration_ms(v, &ms) != 0 || ms < 0 || ms > 600000)
+			return "max_ttfb: expected a duration like 800ms (0: no limit)";
+		sv->sla.max_ttfb_ms = (uint32_t)ms;
+	} else if (strcmp(k, "max_state_age") == 0) {
+		if (ec_cfg_parse_duration_ms(v, &ms) != 0 || ms < 100 || ms > 3600000)
+			return "max_state_age: expected a duration like 2.5s (100ms..1h)";
+		sv->sla.max_state_age_ms = ms;
+	} else if (strcmp(k, "viewer_bitrate") == 0) {
+		if (ec_cfg_parse_bps(v, &bps) != 0 || bps > 1000000000000ULL)
+			return "viewer_bitrate: expected bits/s like 5M";
+		sv->sla.viewer_bps = bps;
+	} else if (strcmp(k, "max_util") == 0) {
+		x = strtod(v, &end);
+		if (!v[0] || *end || !(x > 0 && x <= 1))
+			return "max_util: expected a number 0 < x <= 1";
+		sv->sla.max_util = x;
+	} else if (strcmp(k, "max_class") == 0) {
+		if (pol_class_parse(v, &sv->sla.max_class) != 0)
+			return "max_class: expected pop, asn, geo or any";
+	} else if (strcmp(k, "max_distance_km") == 0) {
+		x = strtod(v, &end);
+		if (!v[0] || *end || !(x >= 0 && x <= 40100))
+			return "max_distance_km: expected a number 0..40100";
+		sv->sla.max_distance_km = x;
+	} else if (strcmp(k, "min_good_heartbeats") == 0) {
+		x = strtod(v, &end);
+		if (!v[0] || *end || !(x >= 1 && x <= 1000) || x != (double)(int)x)
+			return "min_good_heartbeats: expected an integer 1..1000";
+		sv->sla.min_good_hbs = (uint32_t)x;
+	} else {
+		return "expected one of name, prefix, host, origin, max_ttfb, viewer_bitrate, "
+		       "max_util, max_class, max_state_age, max_distance_km, min_good_heartbeats";
+	}
+	return NULL;
+}
+
+/* Parses one "service" line over a copy of the default service. Returns NULL or the
+ * problem, with the offending word in bad. */
+static const char *svc_parse(const char *line, struct rdr_service *sv, char *bad, size_t badlen)
+{
+	char buf[EC_CFG_LINE_MAX], *save = NULL, *w;
+	int has[2] = { 0, 0 };
+	const char *why;
+
+	snprintf(buf, sizeof buf, "%s", line);
+	sv->host[0] = '\0';
+	sv->host_len = 0;
+	for (w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+		char *eq = strchr(w, '=');
+
+		snprintf(bad, badlen, "%s", w);
+		if (!eq || eq == w)
+			return "expected key=value";
+		*eq = '\0';
+		why = svc_set(sv, w, eq + 1, has);
+		if (why)
+			return why;
+	}
+	bad[0] = '\0';
+	if (!has[0])
+		return "name: missing";
+	if (!has[1])
+		return "prefix: missing";
+	return NULL;
+}
+
+static void conf_services(struct rdr_conf *c, const struct ec_args *args, struct conf_errs *e)
+{
+	struct rdr_service *def = &c->services[0];
+	char where[1024], bad[256];
+
+	memset(def, 0, sizeof *def);
+	snprintf(def->name, sizeof def->name, "default");
+	def->prefix[0] = '/';
+	def->prefix_len = 1;
+	def->origin_len = c->origin_len < RDR_SVC_URL_MAX ? c->origin_len : RDR_SVC_URL_MAX;
+	memcpy(def->origin, c->origin_url, def->origin_len);
+	def->sla = c->sla;
+	c->n_services = 1;
+	if (c->service.n > RDR_SERVICES_MAX)
+		errs_add(e, "%s: service: expected at most %d services, got %zu",
+		         conf_where(args, "service", NULL, where, sizeof where), RDR_SERVICES_MAX,
+		         c->service.n);
+	for (size_t i = 0; i < c->service.n && i < RDR_SERVICES_MAX; i++) {
+		struct rdr_service *sv = &c->services[c->n_services];
+		const char *why;
+
+		*sv = *def;
+		why = svc_parse(c->service.items[i], sv, bad, sizeof bad);
+		if (!why) {
+			for (size_t j = 0; j < c->n_services; j++)
+				if (strcmp(c->services[j].name, sv->name) == 0)
+					why = "name: given twice";
+		}
+		if (why) {
+			errs_add(e, "%s: service: %s%s%s%s",
+			         conf_where(args, "service", c->service.items[i], where, sizeof where),
+			         why, bad[0] ? ", got \"" : "", bad, bad[0] ? "\"" : "");
+			continue;
+		}
+		c->n_services++;
+	}
+}
+
+size_t rdr_conf_service(const struct rdr_conf *conf, const char *authority, const char *path,
+                        size_t path_len)
+{
+	size_t best = 0, best_len = 0, hlen = 0;
+	int best_host = 0;
+
+	if (authority) {
+		hlen = strlen(authority);
+		if (authority[0] == '[') {
+			const char *close = strchr(authority, ']');
+
+			hlen = close ? (size_t)(close - authority + 1) : hlen;
+		} else {
+			const char *colon = strchr(authority, ':');
+
+			hlen = colon ? (size_t)(colon - authority) : hlen;
+		}
+	}
+	for (size_t i = 1; i < conf->n_services; i++) {
+		const struct rdr_service *sv = &conf->services[i];
+		int has_host = sv->host_len > 0;
+
+		if (has_host && (sv->host_len != hlen || strncasecmp(sv->host, authority, hlen) != 0))
+			continue;
+		if (sv->prefix_len > path_len || memcmp(sv->prefix, path, sv->prefix_len) != 0)
+			continue;
+		if (sv->prefix_len > best_len || (sv->prefix_len == best_len && has_host > best_host)) {
+			best = i;
+			best_len = sv->prefix_len;
+			best_host = has_host;
+		}
+	}
+	return best;
+}
+
+/* trusted_proxies and token.bind_client_prefix */
+static void conf_net(struct rdr_conf *c, const struct ec_args *args, struct conf_errs *e)
+{
+	char where[1024], why[256];
+	unsigned a, b;
+	char tail;
+
+	if (c->trusted_proxies.n > RDR_FWD_MAX_CIDRS)
+		errs_add(e, "%s: trusted_proxies: expected at most %d entries, got %zu",
+		         conf_where(args, "trusted_proxies", NULL, where, sizeof where),
+		         RDR_FWD_MAX_CIDRS, c->trusted_proxies.n);
+	for (size_t i = 0; i < c->trusted_proxies.n && i < RDR_FWD_MAX_CIDRS; i++) {
+		const char *item = c->trusted_proxies.items[i];
+
+		if (rdr_fwd_parse_cidr(item, &c->trusted.cidrs[c->trusted.n], why, sizeof why) != 0)
+			errs_add(e, "%s: trusted_proxies: %s, got \"%s\"",
+			         conf_where(args, "trusted_proxies", item, where, sizeof where), why,
+			         item);
+		else
+			c->trusted.n++;
+	}
+	if (c->bind_client_prefix[0]) {
+		if (sscanf(c->bind_client_prefix, "%u/%u%c", &a, &b, &tail) != 2 || a < 1 ||
+		    a > 32 || b < 1 || b > 128)
+			errs_add(e, "%s: token.bind_client_prefix: expected \"V4BITS/V6BITS\" like "
+			         "24/48 (1..32 / 1..128), got \"%s\"",
+			         conf_where(args, "token.bind_client_prefix", NULL, where, sizeof where),
+			         c->bind_client_prefix);
+		else {
+			c->bind_v4_bits = a;
+			c->bind_v6_bits = b;
+		}
+	}
+}
+
 int rdr_conf_load(struct rdr_conf *conf, const struct ec_args *args, char *err, size_t errlen)
 {
 	struct conf_errs e = { .buf = err, .cap = errlen };
@@ -316,6 +563,8 @@ int rdr_conf_load(struct rdr_conf *conf, const struct ec_args *args, char *err, 
 	    conf_list_append(&conf->listen, "127.0.0.1:8080") != 0)
 		errs_add(&e, "out of memory");
 	conf_check(conf, args, &e);
+	conf_services(conf, args, &e);
+	conf_net(conf, args, &e);
 	if (e.n > 0) {
 		rdr_conf_fini(conf);
 		return EC_EINVAL;

@@ -10,9 +10,27 @@
 
 #include "ec_cfg.h"
 #include "pol_types.h"
+#include "rdr_fwd.h"
 
 #define RDR_MASTER_MAX 64   /* bytes of one master key */
 #define RDR_MASTERS_MAX 8
+#define RDR_SERVICES_MAX 32     /* configured services, beside the default one */
+#define RDR_SVC_NAME_MAX 31
+#define RDR_SVC_TEXT_MAX 255    /* prefix and host */
+#define RDR_SVC_URL_MAX 511     /* origin */
+
+/* A service: requests whose path starts with prefix (and whose host is host, when set)
+ * get this SLA and this origin. services[0] is the default (sla.*, origin.url). */
+struct rdr_service {
+	char name[RDR_SVC_NAME_MAX + 1];
+	char prefix[RDR_SVC_TEXT_MAX + 1];
+	size_t prefix_len;
+	char host[RDR_SVC_TEXT_MAX + 1];   /* lower case, no port; "" = any host */
+	size_t host_len;
+	char origin[RDR_SVC_URL_MAX + 1];  /* no trailing '/' */
+	size_t origin_len;
+	struct pol_sla sla;
+};
 
 struct rdr_master {
 	uint32_t kid;                 /* key id, 1..65535 */
@@ -45,6 +63,14 @@ struct rdr_conf {
 	int64_t sync_interval_ms;
 	int64_t grace_ms;
 	int log_level;                  /* enum ec_log_level */
+	struct ec_cfg_list trusted_proxies; /* CIDRs whose forwarding headers are believed */
+	struct ec_cfg_list service;     /* "name=... prefix=... key=value ..." */
+	int64_t charge_ms;              /* how long a redirect counts against its box; 0: off */
+	int64_t charge_reflect_ms;      /* a heartbeat first seen this long after a redirect
+	                                   already reflects it */
+	int alternates;                 /* Link: rel=duplicate alternates on box redirects */
+	char *bind_client_prefix;       /* "" or "V4BITS/V6BITS" */
+	int inventory;                  /* read box inventories and prefer holders */
 
 	/* derived by rdr_conf_load() */
 	struct pol_sla sla;
@@ -52,6 +78,10 @@ struct rdr_conf {
 	size_t n_masters;
 	size_t sign_idx;                /* masters[sign_idx] signs (index: conf is copied) */
 	size_t origin_len;              /* origin_url length without trailing '/' */
+	struct rdr_fwd trusted;         /* parsed trusted_proxies */
+	struct rdr_service services[RDR_SERVICES_MAX + 1]; /* [0]: the default service */
+	size_t n_services;              /* including the default */
+	unsigned bind_v4_bits, bind_v6_bits; /* 0/0: tokens are not bound to the client */
 	int is_loaded;
 };
 
@@ -63,6 +93,12 @@ extern const struct ec_cfg_opt rdr_conf_opts[];
  * Returns 0, or a negative EC_E* code with conf left empty (nothing to free). */
 int rdr_conf_load(struct rdr_conf *conf, const struct ec_args *args, char *err,
                   size_t errlen);
+/* The service for a request: the longest prefix matching path among the services whose
+ * host is empty or equals authority (case-insensitive, port ignored); on equal prefixes
+ * a service naming the host wins. Returns an index into conf->services (0: default). */
+size_t rdr_conf_service(const struct rdr_conf *conf, const char *authority, const char *path,
+                        size_t path_len);
+
 /* Frees what conf owns. Safe on a conf that failed to load or was zeroed. */
 void rdr_conf_fini(struct rdr_conf *conf);
 

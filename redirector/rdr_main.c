@@ -16,6 +16,7 @@
 #include "ec_redis.h"
 #include "ec_time.h"
 #include "rdr.h"
+#include "rdr_inv.h"
 #include "rdr_pop.h"
 #include "rdr_serve.h"
 #include "rdr_table.h"
@@ -25,13 +26,14 @@
 static const char summary[] =
 	"echos-redirector: sends each viewer to the best box with a signed URL (HTTP 302),\n"
 	"or to the origin when no box meets the SLA. Speaks HTTP/1.1, h2c and TLS (ALPN h2).\n"
-	"Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads the config, the topology and\n"
-	"the MMDB files (a file that fails to load is kept as it was).\n"
+	"Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads the config (keys, services,\n"
+	"trusted proxies), the topology and the MMDB files (a file that fails to load is kept\n"
+	"as it was).\n"
 	"Exit codes: 0 done, 1 runtime failure, 2 usage or config error (including an\n"
 	"unreadable or corrupt topology or MMDB file at start).";
 
-static void rdr_boxes_opts_of(const struct rdr_conf *c, struct rdr_boxes_opts *o, char *name,
-                              size_t namelen)
+static void rdr_boxes_opts_of(struct rdr *d, const struct rdr_conf *c,
+                              struct rdr_boxes_opts *o, char *name, size_t namelen)
 {
 	const struct rdr_master *m = &c->masters[c->sign_idx];
 
@@ -44,6 +46,11 @@ static void rdr_boxes_opts_of(const struct rdr_conf *c, struct rdr_boxes_opts *o
 	o->sign_kid = m->kid;
 	o->master = m->key;
 	o->master_len = m->len;
+	o->charge_ms = c->charge_ms;
+	o->charge_reflect_ms = c->charge_reflect_ms;
+	o->geo = &d->loc.geo;
+	o->on_table = c->inventory && d->inv ? rdr_inv_on_table : NULL;
+	o->on_table_arg = d->inv;
 }
 
 /* ---- flushing and signals --------------------------------------------------------- */
@@ -139,12 +146,14 @@ static void rdr_reload(struct rdr *d)
 	RDR_SWAP(nc.listen_tls, d->conf.listen_tls);
 	RDR_SWAP(nc.admin_listen, d->conf.admin_listen);
 	RDR_SWAP(nc.redis_addr, d->conf.redis_addr);
-	rdr_boxes_opts_of(&nc, &bo, name, sizeof name);
+	rdr_boxes_opts_of(d, &nc, &bo, name, sizeof name);
 	if (rdr_boxes_configure(d->boxes, &bo) != 0)
 		ec_log_err("reload: box table options: out of memory; keeping the old ones");
 	ec_log_set_level((enum ec_log_level)nc.log_level);
 	rdr_conf_fini(&d->conf);
 	d->conf = nc;
+	if (rdr_serve_services_bind(d, &d->conf) != 0)
+		ec_log_err("reload: per-service metrics: out of memory; those series stop");
 	ec_log_info("reload: %s: done", path);
 }
 
@@ -183,7 +192,8 @@ static int rdr_init(struct rdr *d)
 	d->base = event_base_new();
 	d->metrics = ec_metrics_new();
 	d->pop = rdr_pop_new(RDR_POP_MAX_ENTRIES);
-	if (!d->base || !d->metrics || !d->pop || rdr_serve_metrics_init(d) != 0) {
+	d->tokcache = calloc(RDR_TOKCACHE_SLOTS, sizeof *d->tokcache);
+	if (!d->base || !d->metrics || !d->pop || !d->tokcache || rdr_serve_metrics_init(d) != 0) {
 		ec_log_err("startup: out of memory");
 		return EC_ENOMEM;
 	}
@@ -196,9 +206,10 @@ static int rdr_init(struct rdr *d)
 	ro.port = port;
 	ro.name = name;
 	d->redis = ec_redis_new(d->base, &ro, NULL, NULL); /* it logs link changes itself */
-	rdr_boxes_opts_of(&d->conf, &bo, name, sizeof name);
-	d->boxes = d->redis ? rdr_boxes_new(d->base, d->redis, &bo) : NULL;
-	if (!d->redis || !d->boxes) {
+	d->inv = d->redis ? rdr_inv_new(d->redis, RDR_INV_MAX_OBJECTS) : NULL;
+	rdr_boxes_opts_of(d, &d->conf, &bo, name, sizeof name);
+	d->boxes = d->inv ? rdr_boxes_new(d->base, d->redis, &bo) : NULL;
+	if (!d->redis || !d->inv || !d->boxes) {
 		ec_log_err("startup: out of memory");
 		return EC_ENOMEM;
 	}
@@ -267,8 +278,11 @@ static void rdr_fini(struct rdr *d)
 	ec_http_server_free(d->admin);
 	ec_http_server_free(d->http);
 	rdr_boxes_free(d->boxes);   /* before the link: an in-flight sync is orphaned */
+	rdr_inv_free(d->inv);       /* likewise its reads */
 	ec_redis_free(d->redis);    /* ... and freed by the NULL replies here */
 	rdr_pop_free(d->pop);
+	free(d->tokcache);
+	d->tokcache = NULL;
 	if (d->metrics)
 		ec_metrics_free(d->metrics);
 	rdr_locate_fini(&d->loc);

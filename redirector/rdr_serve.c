@@ -14,8 +14,11 @@
 #include "ec_redis.h"
 #include "ec_time.h"
 #include "ec_token.h"
+#include "pol_index.h"
 #include "pol_score.h"
 #include "rdr.h"
+#include "rdr_fwd.h"
+#include "rdr_inv.h"
 #include "rdr_pop.h"
 #include "rdr_serve.h"
 #include "rdr_table.h"
@@ -48,6 +51,59 @@ static double metric_redis_up(void *arg)
 	const struct rdr *d = arg;
 
 	return ec_redis_is_up(d->redis) ? 1 : 0;
+}
+
+static double metric_inv_objects(void *arg)
+{
+	const struct rdr *d = arg;
+
+	return (double)rdr_inv_objects(d->inv);
+}
+
+static double metric_tok_hits(void *arg)
+{
+	const struct rdr *d = arg;
+
+	return (double)d->tokcache_hits;
+}
+
+static double metric_index_bytes(void *arg)
+{
+	const struct rdr *d = arg;
+
+	return (double)pol_index_mem_bytes(rdr_boxes_table(d->boxes)->cand);
+}
+
+int rdr_serve_services_bind(struct rdr *d, const struct rdr_conf *conf)
+{
+	static const char *const outcomes[2] = { "box", "origin" };
+	struct rdr_metrics *m = &d->m;
+	char labels[160];
+	int ok = 1;
+
+	memset(m->svc_fallbacks, 0, sizeof m->svc_fallbacks);
+	memset(m->svc_requests, 0, sizeof m->svc_requests);
+	for (size_t s = 0; s < conf->n_services; s++) {
+		const char *name = conf->services[s].name; /* [A-Za-z0-9._-]: no escaping */
+
+		for (unsigned i = 1; i < POL_MISS_COUNT_; i++) {
+			snprintf(labels, sizeof labels, "service=\"%s\",reason=\"%s\"", name,
+			         pol_miss_name((enum pol_miss)i));
+			m->svc_fallbacks[s][i] = ec_metrics_counter(d->metrics,
+				"echos_redirector_service_fallbacks_total",
+				"Redirects to the origin, by service and reason", labels);
+			ok &= m->svc_fallbacks[s][i] != NULL;
+		}
+		for (unsigned j = 0; j < 2; j++) {
+			snprintf(labels, sizeof labels, "service=\"%s\",outcome=\"%s\"", name,
+			         outcomes[j]);
+			m->svc_requests[s][j] = ec_metrics_counter(d->metrics,
+				"echos_redirector_service_requests_total",
+				"Redirects answered, by service and destination", labels);
+			ok &= m->svc_requests[s][j] != NULL;
+		}
+	}
+	return ok ? 0 : EC_ENOMEM;
 }
 
 int rdr_serve_metrics_init(struct rdr *d)
@@ -97,6 +153,21 @@ int rdr_serve_metrics_init(struct rdr *d)
 		"MMDB lookups that hit corrupt data", NULL);
 	m->acct_lost = ec_metrics_counter(r, "echos_redirector_acct_lost_total",
 		"Accounting commands whose reply never came", NULL);
+	m->forwarded[0] = ec_metrics_counter(r, "echos_redirector_client_address_total",
+		"Where the client address came from", "source=\"peer\"");
+	m->forwarded[1] = ec_metrics_counter(r, "echos_redirector_client_address_total",
+		"Where the client address came from", "source=\"forwarded\"");
+	ok &= m->forwarded[0] && m->forwarded[1];
+	ok &= ec_metrics_gauge_fn(r, "echos_redirector_box_index_bytes",
+		"Memory held by the candidate index of the box table", NULL,
+		metric_index_bytes, d) != NULL;
+	ok &= rdr_serve_services_bind(d, &d->conf) == 0;
+	ok &= ec_metrics_gauge_fn(r, "echos_redirector_inventory_objects",
+		"Objects whose holders are known from box inventories", NULL,
+		metric_inv_objects, d) != NULL;
+	ok &= ec_metrics_gauge_fn(r, "echos_redirector_token_cache_hits",
+		"Redirect tokens reused from the cache (same object, box and second)", NULL,
+		metric_tok_hits, d) != NULL;
 	ok &= m->decision && m->bad[0] && m->bad[1] && m->syncs_ok && m->syncs_failed &&
 	      m->malformed && m->pop_full && m->pop_lost && m->geo_errors && m->acct_lost;
 	ok &= ec_metrics_gauge_fn(r, "echos_redirector_boxes", "Boxes in the box table", NULL,
@@ -218,25 +289,41 @@ static void serve_preflight(struct ec_http_req *req)
 
 /* ---- the decision ----------------------------------------------------------------- */
 
-/* Writes "<box url>/t/<token><path>[?query]" into a new heap string owned by the caller.
- * Returns NULL when signing fails or memory is short. */
-static char *serve_box_location(const struct rdr *d, const struct rdr_box *row,
-                                const struct ec_http_req *req)
+/* Signs the token for row, req's path and net into out (EC_TOKEN_MAX_LEN + 1 bytes),
+ * through the token cache. Returns the token length, or -1 when signing fails. */
+static int serve_token(struct rdr *d, const struct rdr_box *row, uint64_t box_hash,
+                       const struct ec_http_req *req, uint64_t obj,
+                       const struct sockaddr_storage *net, unsigned net_bits, char *out)
 {
 	struct ec_token_claims c;
-	char tok[EC_TOKEN_MAX_LEN + 1];
-	size_t qlen = strlen(req->query), cap;
-	char *loc;
+	struct rdr_tok_slot *slot = NULL;
+	int64_t exp_s = ec_wall_ms() / 1000 + d->conf.token_ttl_ms / 1000;
+	uint64_t net_key = 0;
 	int tlen;
 
-	EC_ASSERT(row->magic == RDR_BOX_MAGIC);
-	if (row->kid == 0)
-		return NULL;
-	memset(&c, 0, sizeof c);
+	if (net)
+		net_key = pol_hash_bytes(net, sizeof *net) ^ net_bits;
+	if (d->tokcache) {
+		slot = &d->tokcache[(obj ^ box_hash * 0x9E3779B97F4A7C15ULL) >> 52 &
+		                    (RDR_TOKCACHE_SLOTS - 1)];
+		if (slot->len && slot->obj == obj && slot->box == box_hash &&
+		    slot->net == net_key && slot->exp_s == exp_s && slot->kid == row->kid &&
+		    slot->key_gen == row->key_gen && slot->path_len == req->path_len) {
+			memcpy(out, slot->tok, slot->len);
+			d->tokcache_hits++;
+			return slot->len;
+		}
+		d->tokcache_misses++;
+	}
 	c.kid = row->kid;
-	c.exp_s = ec_wall_ms() / 1000 + d->conf.token_ttl_ms / 1000;
+	c.exp_s = exp_s;
 	memcpy(c.box, row->id, sizeof c.box);
 	c.scope = EC_TOKEN_SCOPE_EXACT;
+	c.prefix_segments = 0;
+	c.has_net = net != NULL;
+	c.net_bits = net_bits;
+	if (net)
+		c.net = *net;
 	/* playlists: scope their directory, so relative segment URLs keep the token */
 	if (is_playlist(req->path, req->path_len)) {
 		unsigned segs = path_dir_segments(req->path, req->path_len);
@@ -246,62 +333,187 @@ static char *serve_box_location(const struct rdr *d, const struct rdr_box *row,
 			c.prefix_segments = segs;
 		}
 	}
-	tlen = ec_token_sign(row->key, &c, req->path, req->path_len, tok, sizeof tok);
-	if (tlen <= 0)
-		return NULL;
-	cap = row->url_len + 3 + (size_t)tlen + req->path_len + 1 + qlen + 1;
-	loc = malloc(cap);
-	if (!loc)
-		return NULL;
-	snprintf(loc, cap, "%s/t/%.*s%s%s%s", row->url, tlen, tok, req->path, qlen ? "?" : "",
-	         req->query);
-	return loc;
+	tlen = ec_token_sign(row->key, &c, req->path, req->path_len, out, EC_TOKEN_MAX_LEN + 1);
+	if (tlen <= 0 || tlen > EC_TOKEN_MAX_LEN)
+		return -1;
+	if (slot) {
+		*slot = (struct rdr_tok_slot){ obj, box_hash, net_key, exp_s, row->kid,
+		                               row->key_gen, (uint32_t)req->path_len,
+		                               (uint16_t)tlen, "" };
+		memcpy(slot->tok, out, (size_t)tlen);
+	}
+	return tlen;
 }
 
-static char *serve_origin_location(const struct rdr *d, const struct ec_http_req *req)
+/* Appends "<box url>/t/<token><path>[?query]" to buf at *len (NUL-terminated). obj is the
+ * path's hash, net the client's prefix the token is bound to, or NULL. Returns 0, or -1
+ * when signing fails or buf is too small. */
+static int serve_box_url(struct rdr *d, const struct rdr_table *t, int32_t i,
+                         const struct ec_http_req *req, uint64_t obj,
+                         const struct sockaddr_storage *net, unsigned net_bits, char *buf,
+                         size_t cap, size_t *len)
+{
+	const struct rdr_box *row = &t->rows[i];
+	size_t qlen = strlen(req->query), need;
+	char *p;
+	int tlen;
+
+	EC_ASSERT(row->magic == RDR_BOX_MAGIC);
+	if (row->kid == 0)
+		return -1;
+	need = row->url_len + 3 + EC_TOKEN_MAX_LEN + req->path_len + 1 + qlen + 1;
+	if (*len + need > cap)
+		return -1;
+	p = buf + *len;
+	memcpy(p, row->url, row->url_len);
+	p += row->url_len;
+	memcpy(p, "/t/", 3);
+	p += 3;
+	tlen = serve_token(d, row, t->boxes[i].id_hash, req, obj, net, net_bits, p);
+	if (tlen <= 0)
+		return -1;
+	p += tlen;
+	memcpy(p, req->path, req->path_len);
+	p += req->path_len;
+	if (qlen) {
+		*p++ = '?';
+		memcpy(p, req->query, qlen);
+		p += qlen;
+	}
+	*p = '\0';
+	*len = (size_t)(p - buf);
+	return 0;
+}
+
+/* Appends "<origin><path>[?query]". Returns 0 or -1 when buf is too small. */
+static int serve_origin_url(const struct rdr_service *sv, const struct ec_http_req *req,
+                            char *buf, size_t cap, size_t *len)
 {
 	size_t qlen = strlen(req->query);
-	size_t cap = d->conf.origin_len + req->path_len + 1 + qlen + 1;
-	char *loc = malloc(cap);
+	char *p;
 
-	if (loc)
-		snprintf(loc, cap, "%.*s%s%s%s", (int)d->conf.origin_len, d->conf.origin_url,
-		         req->path, qlen ? "?" : "", req->query);
-	return loc;
+	if (*len + sv->origin_len + req->path_len + qlen + 2 > cap)
+		return -1;
+	p = buf + *len;
+	memcpy(p, sv->origin, sv->origin_len);
+	p += sv->origin_len;
+	memcpy(p, req->path, req->path_len);
+	p += req->path_len;
+	if (qlen) {
+		*p++ = '?';
+		memcpy(p, req->query, qlen);
+		p += qlen;
+	}
+	*p = '\0';
+	*len = (size_t)(p - buf);
+	return 0;
+}
+
+/* Appends a literal. Returns 0 or -1 when buf is too small. */
+static int serve_put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+	if (*len + n + 1 > cap)
+		return -1;
+	memcpy(buf + *len, s, n);
+	*len += n;
+	buf[*len] = '\0';
+	return 0;
+}
+
+/* Link: <alt box>; rel=duplicate, <origin>; rel=duplicate (RFC 6249) into d->link_buf.
+ * Returns its length, 0 when it does not fit (the header is then left out). */
+static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
+                         const struct rdr_service *sv, const struct ec_http_req *req,
+                         uint64_t obj, const struct sockaddr_storage *net, unsigned net_bits)
+{
+	static const char rel[] = ">; rel=duplicate";
+	size_t len = 0, cap = sizeof d->link_buf;
+	char *b = d->link_buf;
+
+	if (alt >= 0 && (size_t)alt < t->n) {
+		if (serve_put(b, cap, &len, "<", 1) != 0 ||
+		    serve_box_url(d, t, alt, req, obj, net, net_bits, b, cap, &len) != 0 ||
+		    serve_put(b, cap, &len, rel, sizeof rel - 1) != 0 ||
+		    serve_put(b, cap, &len, ", ", 2) != 0)
+			return 0;
+	}
+	if (serve_put(b, cap, &len, "<", 1) != 0 || serve_origin_url(sv, req, b, cap, &len) != 0 ||
+	    serve_put(b, cap, &len, rel, sizeof rel - 1) != 0)
+		return 0;
+	return len;
 }
 
 static void serve_redirect(struct ec_http_req *req, const char *location, const char *dbg_name,
-                           const char *dbg_value)
+                           const char *dbg_value, const char *link, size_t link_len)
 {
 	static const char body[] = "302 Found\n";
-	struct ec_http_header h[6];
+	struct ec_http_header h[7];
+	size_t n = 6;
 
-	h[0] = (struct ec_http_header){ "Location", 0, location, 0 };
-	h[1] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0 };
-	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0 };
-	h[3] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0 };
+	h[0] = (struct ec_http_header){ "Location", 8, location, 0 };
+	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8 };
+	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1 };
+	h[3] = (struct ec_http_header){ "Content-Type", 12, "text/plain; charset=utf-8", 25 };
 	h[4] = (struct ec_http_header){ dbg_name, 0, dbg_value, 0 };
-	h[5] = (struct ec_http_header){ "Access-Control-Expose-Headers", 0,
-	                                "Echos-Box, Echos-Miss", 0 };
-	ec_http_respond(req, 302, h, EC_ARRAY_LEN(h), body, sizeof body - 1);
+	h[5] = (struct ec_http_header){ "Access-Control-Expose-Headers", 29,
+	                                "Echos-Box, Echos-Miss, Link", 27 };
+	if (link_len > 0)
+		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len };
+	ec_http_respond(req, 302, h, n, body, sizeof body - 1);
+}
+
+/* The client address: the socket's, or the forwarded one when the peer is a trusted
+ * proxy (docs/config.md, trusted_proxies). */
+static const struct sockaddr *serve_client_addr(struct rdr *d, const struct ec_http_req *req,
+                                                struct sockaddr_storage *buf)
+{
+	struct rdr_fwd_hdr fwd[8], xff[8];
+	size_t nf = 0, nx = 0;
+	int from;
+
+	if (d->conf.trusted.n == 0)
+		return (const struct sockaddr *)&req->peer;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const struct ec_http_header *h = &req->headers[i];
+		size_t nl = h->name_len ? h->name_len : strlen(h->name);
+		size_t vl = h->value_len ? h->value_len : strlen(h->value);
+
+		if (nl == 9 && memcmp(h->name, "forwarded", 9) == 0 && nf < EC_ARRAY_LEN(fwd))
+			fwd[nf++] = (struct rdr_fwd_hdr){ h->value, vl };
+		else if (nl == 15 && memcmp(h->name, "x-forwarded-for", 15) == 0 &&
+		         nx < EC_ARRAY_LEN(xff))
+			xff[nx++] = (struct rdr_fwd_hdr){ h->value, vl };
+	}
+	from = rdr_fwd_client(&d->conf.trusted, (const struct sockaddr *)&req->peer, fwd, nf,
+	                      xff, nx, buf);
+	ec_metric_inc(d->m.forwarded[from]);
+	return (const struct sockaddr *)buf;
 }
 
 void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 {
 	struct rdr *d = arg;
 	const struct rdr_table *t;
+	const struct rdr_service *sv;
+	const struct sockaddr *client_sa;
+	struct sockaddr_storage client_buf, net;
 	struct pol_client client;
 	struct pol_choice choice;
+	struct pol_query q;
 	enum pol_miss miss = POL_MISS_NONE;
 	const char *region, *why;
-	char *location = NULL;
-	int64_t t0 = ec_now_us(), judge_ms;
+	size_t svc, loc_len = 0, link_len = 0;
+	unsigned net_bits = 0;
+	int has_box = 0;
+	int64_t t0 = req->start_us, now_ms = t0 / 1000, judge_ms;
 	unsigned proto = req->proto == EC_HTTP_H2 ? 1 : 0;
 
 	EC_ASSERT(d->magic == RDR_MAGIC);
-	if (strcmp(req->method, "OPTIONS") == 0) {
-		serve_preflight(req);
-		return;
+	if (req->method[0] != 'G' && req->method[0] != 'H') {
+		if (strcmp(req->method, "OPTIONS") == 0) {
+			serve_preflight(req);
+			return;
+		}
 	}
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
 		serve_refuse(d, req, 405, RDR_BAD_METHOD, "only GET, HEAD and OPTIONS");
@@ -313,43 +525,60 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		return;
 	}
 
-	rdr_locate_client(&d->loc, (const struct sockaddr *)&req->peer, &client, &region);
+	svc = rdr_conf_service(&d->conf, req->authority, req->path, req->path_len);
+	sv = &d->conf.services[svc];
+	client_sa = serve_client_addr(d, req, &client_buf);
+	rdr_locate_client(&d->loc, client_sa, &client, &region);
+	if (d->conf.bind_v4_bits)
+		net_bits = rdr_fwd_mask(client_sa, d->conf.bind_v4_bits, d->conf.bind_v6_bits,
+		                        &net);
 	t = rdr_boxes_table(d->boxes);
-	judge_ms = rdr_boxes_judge_time(d->boxes, ec_now_ms(), &miss);
+	judge_ms = rdr_boxes_judge_time(d->boxes, now_ms, &miss);
 	if (miss == POL_MISS_NONE) {
-		uint64_t obj = pol_hash_bytes(req->path, req->path_len);
-
-		if (pol_score_choose(t->boxes, t->n, &client, obj, &d->conf.sla, judge_ms,
-		                     &choice) == 0 && choice.box >= 0 && (size_t)choice.box < t->n) {
-			location = serve_box_location(d, &t->rows[choice.box], req);
-			if (!location)
+		q = (struct pol_query){ &client, pol_hash_bytes(req->path, req->path_len), &sv->sla,
+		                        judge_ms, NULL, 0 };
+		if (d->conf.inventory)
+			q.n_holders = rdr_inv_holders(d->inv, t, q.obj_hash, d->holders,
+			                              EC_ARRAY_LEN(d->holders));
+		q.holders = d->holders;
+		if (pol_index_choose(t->cand, &q, &choice) == 0 && choice.box >= 0 &&
+		    (size_t)choice.box < t->n) {
+			if (serve_box_url(d, t, choice.box, req, q.obj_hash, net_bits ? &net : NULL,
+			                  net_bits, d->loc_buf, sizeof d->loc_buf, &loc_len) == 0)
+				has_box = 1;
+			else
 				miss = POL_MISS_NO_BOX; /* cannot sign: the origin is still right */
 		} else {
 			miss = choice.miss != POL_MISS_NONE ? choice.miss : POL_MISS_NO_BOX;
 		}
 	}
 	rdr_pop_count(d->pop, region, req->path, req->path_len);
-	if (location) {
+	if (has_box) {
+		rdr_boxes_charge(d->boxes, (size_t)choice.box, sv->sla.viewer_bps, now_ms);
+		if (d->conf.alternates)
+			link_len = serve_link(d, t, choice.alt, sv, req, q.obj_hash,
+			                      net_bits ? &net : NULL, net_bits);
 		ec_hist_observe(d->m.decision, (double)(ec_now_us() - t0) / 1e6);
 		ec_metric_inc(d->m.requests[proto][0]);
+		ec_metric_inc(d->m.svc_requests[svc][0]);
 		rdr_acct_box(&d->acct);
-		serve_redirect(req, location, "Echos-Box", t->rows[choice.box].id);
-		free(location);
+		serve_redirect(req, d->loc_buf, "Echos-Box", t->rows[choice.box].id, d->link_buf,
+		               link_len);
 		return;
 	}
-	location = serve_origin_location(d, req);
+	if (serve_origin_url(sv, req, d->loc_buf, sizeof d->loc_buf, &loc_len) != 0) {
+		static const char body[] = "414 URI Too Long\n";
+
+		ec_http_respond(req, 414, NULL, 0, body, sizeof body - 1);
+		return;
+	}
 	ec_hist_observe(d->m.decision, (double)(ec_now_us() - t0) / 1e6);
 	ec_metric_inc(d->m.requests[proto][1]);
 	ec_metric_inc(d->m.fallbacks[miss]);
+	ec_metric_inc(d->m.svc_requests[svc][1]);
+	ec_metric_inc(d->m.svc_fallbacks[svc][miss]);
 	rdr_acct_origin(&d->acct, miss);
-	if (!location) {
-		static const char body[] = "503 Service Unavailable: out of memory\n";
-
-		ec_http_respond(req, 503, NULL, 0, body, sizeof body - 1);
-		return;
-	}
-	serve_redirect(req, location, "Echos-Miss", pol_miss_name(miss));
-	free(location);
+	serve_redirect(req, d->loc_buf, "Echos-Miss", pol_miss_name(miss), NULL, 0);
 }
 
 /* ---- admin -------------------------------------------------------------------------- */

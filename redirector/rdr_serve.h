@@ -7,10 +7,15 @@
 
 struct ec_http_req;
 struct rdr;
+struct rdr_conf;
 
 /* Registers every metric series of the redirector in d->metrics. Returns 0 or
  * EC_ENOMEM. */
 int rdr_serve_metrics_init(struct rdr *d);
+
+/* (Re)registers the per-service series for the services of conf (call after a reload
+ * installs a new conf). Returns 0 or EC_ENOMEM. */
+int rdr_serve_services_bind(struct rdr *d, const struct rdr_conf *conf);
 
 /* ec_http handlers; arg is the struct rdr. */
 void rdr_serve_on_request(struct ec_http_req *req, void *arg);

@@ -11,12 +11,17 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "ec_err.h"
+#include "ec_geo.h"
 #include "ec_log.h"
 #include "ec_redis.h"
 #include "ec_time.h"
 #include "ec_token.h"
 #include "ec_topo.h"
+#include "pol_index.h"
 #include "pol_score.h"
 #include "rdr_table.h"
 
@@ -54,6 +59,10 @@ struct rdr_boxes {
 	uint8_t master[64];
 	size_t master_len;
 	unsigned key_gen;
+	int64_t charge_ms, charge_reflect_ms;
+	struct ec_geo *const *geo;      /* borrowed */
+	void (*on_table)(void *arg, const struct rdr_table *t);
+	void *on_table_arg;
 
 	struct event *timer;
 	struct rdr_table *cur;          /* never NULL */
@@ -157,7 +166,7 @@ int rdr_box_parse(const char *member, size_t nkv, const char *const *kv, const s
                   struct rdr_box *row, struct pol_box *box, char *err, size_t errlen)
 {
 	int has_id = 0, has_url = 0, has_up = 0, has_status = 0, has_ts = 0;
-	int has_lat = 0, has_lon = 0;
+	int has_lat = 0, has_lon = 0, has_inv_ver = 0;
 	const char *bad = NULL;
 	uint64_t u;
 	size_t i;
@@ -229,6 +238,13 @@ int rdr_box_parse(const char *member, size_t nkv, const char *const *kv, const s
 			else
 				bad = "status: expected up, draining or down";
 			has_status = 1;
+		} else if (FIELD_IS("inv_ver") || FIELD_IS("cache_objects")) {
+			/* inv_ver wins; cache_objects stands in for edges that do not send it */
+			if (table_u64(v, vlen, UINT64_MAX, &u) != 0)
+				bad = "inv_ver/cache_objects: expected a number";
+			else if (FIELD_IS("inv_ver") || !has_inv_ver)
+				row->inv_ver = u;
+			has_inv_ver |= FIELD_IS("inv_ver");
 		} else if (FIELD_IS("ts_ms")) {
 			if (table_u64(v, vlen, INT64_MAX / 2, &u) != 0 || u == 0)
 				bad = "ts_ms: expected milliseconds since the epoch";
@@ -300,6 +316,7 @@ static void table_free(struct rdr_table *t)
 	EC_ASSERT(t->magic == RDR_TABLE_MAGIC);
 	for (i = 0; i < t->n; i++)
 		memset(&t->rows[i], 0, sizeof t->rows[i]); /* clears magic and keys */
+	pol_index_free(t->cand);
 	free(t->rows);
 	free(t->boxes);
 	free(t->index);
@@ -318,9 +335,13 @@ static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes
 		cap *= 2;
 	if (t)
 		t->index = calloc(cap, sizeof *t->index);
-	if (!t || !t->index) {
-		if (t)
+	if (t && t->index)
+		t->cand = pol_index_new(*boxes, n);
+	if (!t || !t->index || !t->cand) {
+		if (t) {
 			free(t->index);
+			pol_index_free(t->cand);
+		}
 		free(t);
 		free(*rows);
 		free(*boxes);
@@ -328,7 +349,10 @@ static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes
 		*boxes = NULL;
 		return NULL;
 	}
+	static uint64_t gens;
+
 	t->magic = RDR_TABLE_MAGIC;
+	t->gen = ++gens;
 	t->rows = *rows;
 	t->boxes = *boxes;
 	t->n = n;
@@ -389,6 +413,142 @@ static void boxes_log_malformed(struct rdr_boxes *b, const char *id, const char 
 	b->malformed_next_log_ms = now + MALFORMED_LOG_EVERY_MS;
 }
 
+/* ---- charging --------------------------------------------------------------------- */
+
+/* Sum of the charges that still count at now: made within charge_ms, and not before the
+ * box's last new heartbeat (hb_ms, local) minus charge_reflect_ms. Slots that no longer
+ * count are emptied. */
+static uint64_t charge_sum(const struct rdr_boxes *b, struct rdr_box *r, int64_t hb_ms,
+                           int64_t now)
+{
+	int64_t cut = now - b->charge_ms, hb_cut = hb_ms - b->charge_reflect_ms;
+	uint64_t sum = 0;
+
+	if (hb_cut > cut)
+		cut = hb_cut;
+	for (size_t k = 0; k < RDR_CHARGE_SLOTS; k++) {
+		int64_t end;
+
+		if (r->charge_slot[k] == 0)
+			continue;
+		end = ((int64_t)r->charge_slot[k]) * RDR_CHARGE_SLOT_MS; /* slot + 1 */
+		if (b->charge_ms == 0 || end <= cut) {
+			r->charge_slot[k] = 0;
+			r->charge_bps[k] = 0;
+			continue;
+		}
+		sum += r->charge_bps[k];
+	}
+	return sum;
+}
+
+void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now_ms)
+{
+	struct rdr_table *t = b->cur;
+	struct rdr_box *r;
+	uint32_t slot;
+	size_t k;
+
+	EC_ASSERT(b->magic == BOXES_MAGIC);
+	if (b->charge_ms == 0 || bps == 0 || row >= t->n || now_ms < 0)
+		return;
+	r = &t->rows[row];
+	slot = (uint32_t)(now_ms / RDR_CHARGE_SLOT_MS) + 1;
+	k = slot % RDR_CHARGE_SLOTS;
+	if (r->charge_slot[k] != slot) {
+		/* the ring wrapped: what was here is older than any charge can last */
+		if (r->charge_slot[k] != 0 && t->boxes[row].charged_bps >= r->charge_bps[k])
+			t->boxes[row].charged_bps -= r->charge_bps[k];
+		r->charge_slot[k] = slot;
+		r->charge_bps[k] = 0;
+	}
+	r->charge_bps[k] += bps;
+	t->boxes[row].charged_bps += bps;
+}
+
+/* Re-sums every box's charges (expiry happens here, once per sync tick). */
+static void charge_refresh(struct rdr_boxes *b, int64_t now)
+{
+	struct rdr_table *t = b->cur;
+
+	for (size_t i = 0; i < t->n; i++)
+		t->boxes[i].charged_bps = charge_sum(b, &t->rows[i], t->boxes[i].hb_ms, now);
+}
+
+/* ---- locating boxes --------------------------------------------------------------- */
+
+/* The numeric host of a base URL ("https://[2001:db8::1]:8443" -> 2001:db8::1) into ss.
+ * Returns 0, or -1 for a name (no DNS on the event loop) or anything odd. */
+static int url_host_addr(const char *url, struct sockaddr_storage *ss)
+{
+	const char *h = strstr(url, "://");
+	char buf[64];
+	size_t len;
+
+	if (!h)
+		return -1;
+	h += 3;
+	if (*h == '[') {
+		const char *close = strchr(h, ']');
+
+		if (!close || (size_t)(close - h - 1) >= sizeof buf)
+			return -1;
+		len = (size_t)(close - h - 1);
+		memcpy(buf, h + 1, len);
+	} else {
+		len = strcspn(h, ":/");
+		if (len >= sizeof buf)
+			return -1;
+		memcpy(buf, h, len);
+	}
+	buf[len] = '\0';
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, buf, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, buf, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+/* Fills what the heartbeat left out (asn, lat/lon) from the MMDB entry of the box's url
+ * host, looked up once per url (orow: the same box in the old table, or NULL). */
+static void boxes_locate(const struct rdr_boxes *b, struct rdr_box *r, struct pol_box *pb,
+                         const struct rdr_box *orow)
+{
+	struct sockaddr_storage ss;
+	struct ec_geo_loc gl;
+
+	if (pb->asn != 0 && pb->has_loc)
+		return;
+	if (orow && orow->is_geo_done && strcmp(orow->url, r->url) == 0) {
+		r->is_geo_done = 1;
+		r->geo_asn = orow->geo_asn;
+		r->geo_has_loc = orow->geo_has_loc;
+		r->geo_lat = orow->geo_lat;
+		r->geo_lon = orow->geo_lon;
+	} else if (b->geo && *b->geo && url_host_addr(r->url, &ss) == 0) {
+		memset(&gl, 0, sizeof gl);
+		r->is_geo_done = 1;
+		if (ec_geo_lookup(*b->geo, (struct sockaddr *)&ss, &gl) == 0) {
+			r->geo_asn = gl.asn;
+			r->geo_has_loc = gl.has_loc;
+			r->geo_lat = gl.lat;
+			r->geo_lon = gl.lon;
+		}
+	}
+	if (pb->asn == 0)
+		pb->asn = r->geo_asn;
+	if (!pb->has_loc && r->geo_has_loc) {
+		pb->has_loc = 1;
+		pb->lat = r->geo_lat;
+		pb->lon = r->geo_lon;
+	}
+}
+
 /* Carries heartbeat tracking and keys over from the current table into the new rows. */
 static void sync_track(struct rdr_boxes *b, struct rdr_box *rows, struct pol_box *boxes,
                        size_t n, int64_t now)
@@ -424,6 +584,12 @@ static void sync_track(struct rdr_boxes *b, struct rdr_box *rows, struct pol_box
 				pb->good_hbs = ob->good_hbs < GOOD_HBS_CAP ? ob->good_hbs + 1
 				                                           : GOOD_HBS_CAP;
 		}
+		boxes_locate(b, r, pb, orow);
+		if (orow) {
+			memcpy(r->charge_slot, orow->charge_slot, sizeof r->charge_slot);
+			memcpy(r->charge_bps, orow->charge_bps, sizeof r->charge_bps);
+		}
+		pb->charged_bps = charge_sum(b, r, pb->hb_ms, now);
 		if (orow && orow->key_gen == b->key_gen) {
 			memcpy(r->key, orow->key, sizeof r->key);
 			r->kid = orow->kid;
@@ -485,6 +651,8 @@ static void sync_finish(struct boxes_sync *s)
 		ec_log_info("%s: box table loaded (%zu boxes)", b->name, n);
 	b->is_down_logged = 0;
 	b->last_ok_ms = now;
+	if (b->on_table)
+		b->on_table(b->on_table_arg, t);
 out:
 	sync_free(s);
 }
@@ -634,6 +802,7 @@ static void on_sync_timer(evutil_socket_t fd, short what, void *arg)
 	struct rdr_boxes *b = arg;
 
 	EC_ASSERT(b->magic == BOXES_MAGIC);
+	charge_refresh(b, ec_now_ms());
 	boxes_sync_start(b);
 	boxes_check_down(b, ec_now_ms());
 }
@@ -664,6 +833,11 @@ int rdr_boxes_configure(struct rdr_boxes *b, const struct rdr_boxes_opts *o)
 	b->sync_interval_ms = o->sync_interval_ms > 0 ? o->sync_interval_ms : 250;
 	b->grace_ms = o->grace_ms;
 	b->max_state_age_ms = o->max_state_age_ms;
+	b->charge_ms = o->charge_ms;
+	b->charge_reflect_ms = o->charge_reflect_ms;
+	b->geo = o->geo;
+	b->on_table = o->on_table;
+	b->on_table_arg = o->on_table_arg;
 	if (key_changed) {
 		b->sign_kid = o->sign_kid;
 		memcpy(b->master, o->master, o->master_len);

@@ -23,6 +23,8 @@ struct rdr_boxes;
 #define RDR_NAME_MAX 63             /* PoP and region names */
 #define RDR_BOXES_MAX 100000        /* members read per sync */
 #define RDR_SYNC_SLACK_MS 1000      /* a sync this late past its interval freezes ages */
+#define RDR_CHARGE_SLOTS 32         /* charges per box, in slots of RDR_CHARGE_SLOT_MS */
+#define RDR_CHARGE_SLOT_MS 500      /* so charges can last up to 16 s */
 
 /* One row: what the request path needs about one box beside its struct pol_box. */
 struct rdr_box {
@@ -36,6 +38,16 @@ struct rdr_box {
 	uint32_t kid;                   /* key id of key */
 	unsigned key_gen;               /* signing-key generation key was derived under */
 	uint8_t key[EC_TOKEN_KEY_LEN];  /* the box's token key, derived once */
+	uint64_t inv_ver;               /* inventory version (heartbeat inv_ver, else
+	                                   cache_objects): a change triggers a re-read */
+	/* located from the url host by MMDB when the heartbeat gave no asn or lat/lon */
+	int is_geo_done;                /* lookup made for this url */
+	uint32_t geo_asn;
+	int geo_has_loc;
+	double geo_lat, geo_lon;
+	/* bitrate charged by redirects, per slot of local monotonic time */
+	uint32_t charge_slot[RDR_CHARGE_SLOTS]; /* slot number + 1; 0: empty */
+	uint64_t charge_bps[RDR_CHARGE_SLOTS];
 };
 
 /* A table: rows[i] and boxes[i] describe the same box. Read-only once built. */
@@ -46,6 +58,8 @@ struct rdr_table {
 	struct pol_box *boxes;          /* passed to pol_score_choose as is */
 	uint32_t *index;                /* open addressing by id: row + 1, 0 = empty */
 	size_t index_cap;               /* power of two */
+	struct pol_index *cand;         /* candidate index over boxes (pol_index.h) */
+	uint64_t gen;                   /* unique per table built, never 0 */
 };
 
 struct rdr_boxes_opts {
@@ -56,6 +70,12 @@ struct rdr_boxes_opts {
 	uint32_t sign_kid;
 	const uint8_t *master;          /* copied */
 	size_t master_len;
+	int64_t charge_ms;              /* charge.duration; 0: no charging */
+	int64_t charge_reflect_ms;      /* charge.reflect */
+	struct ec_geo *const *geo;      /* borrowed: where the current MMDB handle lives */
+	/* called after each new table is swapped in (e.g. to read changed inventories) */
+	void (*on_table)(void *arg, const struct rdr_table *t);
+	void *on_table_arg;
 };
 
 /* Parses one HGETALL reply (nkv strings: field, value, field, value...) for `member`
@@ -86,6 +106,11 @@ const struct rdr_table *rdr_boxes_table(const struct rdr_boxes *b);
  * current, frozen at the last successful sync while Redis is away, and *miss =
  * POL_MISS_REDIS_DOWN once that is older than boxes.grace (or before any sync). */
 int64_t rdr_boxes_judge_time(const struct rdr_boxes *b, int64_t now_ms, enum pol_miss *miss);
+
+/* Charges bps to row `row` of the current table at now_ms (local monotonic): it counts
+ * in the box's charged_bps for charge.duration, or until a heartbeat first seen
+ * charge.reflect after it (that heartbeat's egress already includes the viewer). */
+void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now_ms);
 
 /* Seconds since the last successful sync (-1: never), and counters for metrics. */
 double rdr_boxes_age_s(const struct rdr_boxes *b, int64_t now_ms);

@@ -1,15 +1,23 @@
 /* test_rdr_table: the redirector's strict heartbeat parser (rdr_box_parse), the box table
- * lookup, the request path check and the popularity map bounds. No network, no clock. */
+ * lookup, charging between heartbeats, services and trusted proxies in the config, the
+ * inventory map, the request path check and the popularity map bounds. No network, no
+ * clock (times are passed in); config tests write temp files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 /* The unit-test rule links common/ and policy/ only, so the redirector modules under test
  * are compiled into this file (they still go through their public headers). */
+#include "../../redirector/rdr_conf.c"
+#include "../../redirector/rdr_fwd.c"
+#include "../../redirector/rdr_inv.c"
 #include "../../redirector/rdr_locate.c"
 #include "../../redirector/rdr_pop.c"
 #include "../../redirector/rdr_serve.c"
@@ -193,6 +201,250 @@ static void test_pop_bounds(void **state)
 	rdr_pop_free(NULL);
 }
 
+/* ---- charging --------------------------------------------------------------------- */
+
+/* A syncer with a one-box table, built without Redis or an event loop. */
+static struct rdr_boxes *charge_boxes(int64_t charge_ms, int64_t reflect_ms, int64_t hb_ms)
+{
+	struct rdr_boxes *b = calloc(1, sizeof *b);
+	struct rdr_box *rows = calloc(1, sizeof *rows);
+	struct pol_box *boxes = calloc(1, sizeof *boxes);
+
+	assert_non_null(b);
+	assert_non_null(rows);
+	assert_non_null(boxes);
+	b->magic = BOXES_MAGIC;
+	b->charge_ms = charge_ms;
+	b->charge_reflect_ms = reflect_ms;
+	strcpy(rows[0].id, "b1");
+	rows[0].magic = RDR_BOX_MAGIC;
+	boxes[0].hb_ms = hb_ms;
+	b->cur = table_new(&rows, &boxes, 1);
+	assert_non_null(b->cur);
+	return b;
+}
+
+static void charge_free(struct rdr_boxes *b)
+{
+	table_free(b->cur);
+	free(b);
+}
+
+static void test_charge_counts_until_it_expires(void **state)
+{
+	struct rdr_boxes *b = charge_boxes(10000, 1000, 0);
+
+	(void)state;
+	rdr_boxes_charge(b, 0, 5000000, 100000);
+	rdr_boxes_charge(b, 0, 5000000, 100400);
+	assert_true(b->cur->boxes[0].charged_bps == 10000000);
+	charge_refresh(b, 105000);
+	assert_true(b->cur->boxes[0].charged_bps == 10000000);
+	charge_refresh(b, 110600); /* both slots ended more than 10 s ago */
+	assert_true(b->cur->boxes[0].charged_bps == 0);
+	charge_free(b);
+}
+
+static void test_heartbeat_after_reflect_time_clears_older_charges(void **state)
+{
+	struct rdr_boxes *b = charge_boxes(10000, 1000, 0);
+
+	(void)state;
+	rdr_boxes_charge(b, 0, 5000000, 100000);  /* slot 100000..100500 */
+	rdr_boxes_charge(b, 0, 7000000, 101800);  /* slot 101500..102000 */
+	/* a heartbeat first seen at 102000 reflects what was sent before 101000 */
+	b->cur->boxes[0].hb_ms = 102000;
+	charge_refresh(b, 102000);
+	assert_true(b->cur->boxes[0].charged_bps == 7000000);
+	/* one seen at 103000 reflects the rest */
+	b->cur->boxes[0].hb_ms = 103000;
+	charge_refresh(b, 103000);
+	assert_true(b->cur->boxes[0].charged_bps == 0);
+	charge_free(b);
+}
+
+static void test_charging_off_charges_nothing(void **state)
+{
+	struct rdr_boxes *b = charge_boxes(0, 1000, 0);
+
+	(void)state;
+	rdr_boxes_charge(b, 0, 5000000, 100000);
+	rdr_boxes_charge(b, 7, 5000000, 100000); /* no such row: ignored */
+	assert_true(b->cur->boxes[0].charged_bps == 0);
+	charge_free(b);
+}
+
+static void test_charge_ring_wrap_drops_the_old_slot(void **state)
+{
+	struct rdr_boxes *b = charge_boxes(15000, 1000, 0);
+	int64_t t = 200000;
+
+	(void)state;
+	rdr_boxes_charge(b, 0, 1000, t);
+	/* the same ring position, RDR_CHARGE_SLOTS slots later, with no refresh between */
+	rdr_boxes_charge(b, 0, 2000, t + RDR_CHARGE_SLOTS * RDR_CHARGE_SLOT_MS);
+	assert_true(b->cur->boxes[0].charged_bps == 2000);
+	charge_free(b);
+}
+
+/* ---- services (rdr_conf) ------------------------------------------------------------ */
+
+static int conf_from(const char *text, struct rdr_conf *c, char *err, size_t errlen,
+                     char *path, size_t pathlen)
+{
+	struct ec_args args;
+	int fd;
+	FILE *f;
+
+	snprintf(path, pathlen, "/tmp/test_rdr_conf_XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("token.master = 7:000102030405060708090a0b0c0d0e0f\n"
+	      "origin.url = http://origin.example/\n", f);
+	fputs(text, f);
+	fclose(f);
+	memset(&args, 0, sizeof args);
+	args.conf_path = path;
+	return rdr_conf_load(c, &args, err, errlen);
+}
+
+static void test_services_longest_prefix_and_host(void **state)
+{
+	struct rdr_conf c;
+	char err[2048], path[64];
+
+	(void)state;
+	assert_int_equal(conf_from(
+		"service = name=vod prefix=/v/ origin=http://vod.example max_class=asn "
+		"max_ttfb=800ms viewer_bitrate=5M max_util=0.8 max_state_age=2500ms "
+		"max_distance_km=300\n"
+		"service = name=live prefix=/v/live/ viewer_bitrate=8M\n"
+		"service = name=tv prefix=/v/ host=TV.Example.com\n"
+		"trusted_proxies = 10.0.0.0/8\n"
+		"trusted_proxies = ::1\n"
+		"token.bind_client_prefix = 24/48\n", &c, err, sizeof err, path, sizeof path), 0);
+	unlink(path);
+	assert_int_equal(c.n_services, 4);
+	assert_int_equal(rdr_conf_service(&c, "", "/x.ts", 5), 0);
+	assert_string_equal(c.services[rdr_conf_service(&c, "a", "/v/1.ts", 7)].name, "vod");
+	assert_string_equal(c.services[rdr_conf_service(&c, "a", "/v/live/1.ts", 12)].name,
+	                    "live");
+	assert_string_equal(c.services[rdr_conf_service(&c, "tv.example.com:8080", "/v/1.ts",
+	                                                7)].name, "tv");
+	assert_string_equal(c.services[0].origin, "http://origin.example");
+	assert_string_equal(c.services[1].origin, "http://vod.example");
+	assert_string_equal(c.services[2].origin, "http://origin.example");
+	assert_int_equal(c.services[1].sla.max_class, POL_CLASS_ASN);
+	assert_int_equal(c.services[1].sla.max_ttfb_ms, 800);
+	assert_true(c.services[1].sla.viewer_bps == 5000000);
+	assert_true(c.services[2].sla.viewer_bps == 8000000);
+	assert_true(c.services[2].sla.max_class == c.sla.max_class);
+	assert_int_equal(c.trusted.n, 2);
+	assert_int_equal(c.bind_v4_bits, 24);
+	assert_int_equal(c.bind_v6_bits, 48);
+	rdr_conf_fini(&c);
+}
+
+struct svc_err_row {
+	const char *name;
+	const char *line;
+	const char *want;
+};
+
+static const struct svc_err_row svc_err_rows[] = {
+	{ "service without prefix is refused", "service = name=a\n", ":3: service: prefix: missing" },
+	{ "unknown service key is refused", "service = name=a prefix=/a/ colour=red\n",
+	  ":3: service: expected one of" },
+	{ "bad class in a service is refused", "service = name=a prefix=/a/ max_class=near\n",
+	  "max_class: expected pop, asn, geo or any, got \"max_class=near\"" },
+	{ "service name given twice is refused",
+	  "service = name=a prefix=/a/\nservice = name=a prefix=/b/\n", ":4: service: name: given twice" },
+	{ "relative prefix is refused", "service = name=a prefix=a/\n", "prefix: expected" },
+	{ "bad trusted proxy is refused", "trusted_proxies = 10.0.0.1/8\n",
+	  ":3: trusted_proxies: host bits set" },
+	{ "bad client prefix is refused", "token.bind_client_prefix = 24\n",
+	  ":3: token.bind_client_prefix: expected" },
+};
+
+static void test_service_errors_name_file_and_line(void **state)
+{
+	(void)state;
+	for (size_t r = 0; r < EC_ARRAY_LEN(svc_err_rows); r++) {
+		struct rdr_conf c;
+		char err[2048] = "", path[64];
+		int rc = conf_from(svc_err_rows[r].line, &c, err, sizeof err, path, sizeof path);
+
+		unlink(path);
+		if (rc == 0 || !strstr(err, svc_err_rows[r].want))
+			fail_msg("%s: rc %d, \"%s\"", svc_err_rows[r].name, rc, err);
+	}
+}
+
+/* ---- inventory ------------------------------------------------------------------------ */
+
+static void test_inventory_holders_follow_box_sets(void **state)
+{
+	struct rdr_inv *inv = rdr_inv_new(NULL, 4);
+	struct rdr_box *rows = calloc(3, sizeof *rows);
+	struct pol_box *boxes = calloc(3, sizeof *boxes);
+	const char *p1[] = { "/a", "/b" }, *p2[] = { "/b", "/c", "/d", "/e" };
+	size_t l1[] = { 2, 2 }, l2[] = { 2, 2, 2, 2 };
+	struct rdr_table *t;
+	uint32_t out[8];
+
+	(void)state;
+	assert_non_null(inv);
+	strcpy(rows[0].id, "b0");
+	strcpy(rows[1].id, "b1");
+	strcpy(rows[2].id, "b2");
+	t = table_new(&rows, &boxes, 3);
+	assert_non_null(t);
+	assert_int_equal(rdr_inv_set_box(inv, "b1", 1, p1, l1, 2), 0);
+	/* map holds 4 objects: /e does not fit */
+	assert_int_equal(rdr_inv_set_box(inv, "b2", 1, p2, l2, 4), 1);
+	assert_int_equal(rdr_inv_objects(inv), 4);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/a", 2), out, 8), 1);
+	assert_int_equal(out[0], 1);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/b", 2), out, 8), 2);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/zz", 3), out, 8), 0);
+	/* b1 now holds only /c: /a is gone, /b has one holder left */
+	assert_int_equal(rdr_inv_set_box(inv, "b1", 2, p2 + 1, l2 + 1, 1), 0);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/a", 2), out, 8), 0);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/b", 2), out, 8), 1);
+	assert_int_equal(out[0], 2);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/c", 2), out, 8), 2);
+	assert_int_equal(rdr_inv_objects(inv), 3);
+	/* a box that left the table is no holder */
+	assert_int_equal(rdr_inv_set_box(inv, "gone", 1, p1, l1, 1), 0);
+	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/a", 2), out, 8), 0);
+	table_free(t);
+	rdr_inv_free(inv);
+}
+
+static void test_inventory_survives_many_replacements(void **state)
+{
+	struct rdr_inv *inv = rdr_inv_new(NULL, 1000);
+	char buf[200][16];
+	const char *p[200];
+	size_t l[200];
+
+	(void)state;
+	for (unsigned round = 0; round < 50; round++) {
+		for (unsigned i = 0; i < 200; i++) {
+			l[i] = (size_t)snprintf(buf[i], sizeof buf[i], "/o%u", (round * 37 + i) % 700);
+			p[i] = buf[i];
+		}
+		rdr_inv_set_box(inv, round % 2 ? "x" : "y", round, p, l, 200);
+		assert_true(rdr_inv_objects(inv) <= 400);
+	}
+	rdr_inv_set_box(inv, "x", 99, p, l, 0);
+	rdr_inv_set_box(inv, "y", 99, p, l, 0);
+	assert_int_equal(rdr_inv_objects(inv), 0);
+	rdr_inv_free(inv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +453,14 @@ int main(void)
 		cmocka_unit_test(test_odd_and_embedded_nul),
 		cmocka_unit_test(test_check_path),
 		cmocka_unit_test(test_pop_bounds),
+		cmocka_unit_test(test_charge_counts_until_it_expires),
+		cmocka_unit_test(test_heartbeat_after_reflect_time_clears_older_charges),
+		cmocka_unit_test(test_charging_off_charges_nothing),
+		cmocka_unit_test(test_charge_ring_wrap_drops_the_old_slot),
+		cmocka_unit_test(test_services_longest_prefix_and_host),
+		cmocka_unit_test(test_service_errors_name_file_and_line),
+		cmocka_unit_test(test_inventory_holders_follow_box_sets),
+		cmocka_unit_test(test_inventory_survives_many_replacements),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
