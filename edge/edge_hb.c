@@ -17,6 +17,7 @@
 #include "ec_log.h"
 #include "ec_redis.h"
 #include "ec_time.h"
+#include "ec_time.h"
 #include "edge.h"
 
 #define HB_MAGIC 0x45484254u /* "EHBT" */
@@ -47,6 +48,7 @@ struct edge_hb {
 	struct hb_inv_op *inv_ops;    /* changes not yet sent, in order */
 	size_t n_inv_ops, cap_inv_ops;
 	int inv_resync;               /* rewrite the whole set at the next beat */
+	uint64_t inv_ver;             /* bumped on every change; heartbeat field inv_ver */
 };
 
 struct hb_inv_op {
@@ -169,6 +171,7 @@ static void on_store_change(void *arg, const char *path, size_t len, int is_adde
 	struct edge_hb *hb = arg;
 	char *copy;
 
+	hb->inv_ver++;
 	if (hb->inv_resync)
 		return; /* the rewrite reads the store as it is then */
 	if (hb->n_inv_ops == hb->cap_inv_ops) {
@@ -350,6 +353,8 @@ void edge_hb_beat(struct edge_hb *hb)
 
 	if (!ec_redis_is_up(srv->redis))
 		return; /* deltas stay pending; the state cb logs the outage */
+	/* the inventory goes first, so a reader that sees the new inv_ver sees the set too */
+	hb_flush_inventory(hb);
 	edge_store_stats(srv->store, &ss);
 	snprintf(key, sizeof key, "echos:box:{%s}", c->box_id);
 	snprintf(ctl, sizeof ctl, "echos:ctl:{%s}", c->box_id);
@@ -378,6 +383,7 @@ void edge_hb_beat(struct edge_hb *hb)
 	FNUM("cache_bytes", "%" PRIu64, ss.bytes);
 	FNUM("cache_max_bytes", "%" PRIu64, ss.max_bytes);
 	FNUM("cache_objects", "%" PRIu64, ss.objects);
+	FNUM("inv_ver", "%" PRIu64, hb->inv_ver);
 	FNUM("hits", "%" PRIu64, srv->stats.hits);
 	FNUM("misses", "%" PRIu64, srv->stats.misses);
 #undef F
@@ -394,7 +400,6 @@ void edge_hb_beat(struct edge_hb *hb)
 	                 c->box_id);
 	ec_redis_command(srv->redis, on_drain_reply, hb, "HGET %s drain", ctl);
 	hb_flush_acct(hb, wall);
-	hb_flush_inventory(hb);
 }
 
 static void on_hb_timer(evutil_socket_t fd, short what, void *arg)
@@ -412,6 +417,7 @@ struct edge_hb *edge_hb_new(struct edge_server *srv)
 		return NULL;
 	hb->magic = HB_MAGIC;
 	hb->srv = srv;
+	hb->inv_ver = (uint64_t)ec_wall_ms() * 1000; /* distinct across restarts */
 	snprintf(hb->fields[HB_BOX_BYTES], sizeof hb->fields[0], "box.bytes");
 	snprintf(hb->fields[HB_BOX_REQS], sizeof hb->fields[0], "box.reqs");
 	snprintf(hb->fields[HB_ID_BYTES], sizeof hb->fields[0], "box.%s.bytes", id);

@@ -1,8 +1,9 @@
-/* echos-policy: the control-plane daemon. It keeps the shared state tidy: every interval
- * it removes boxes whose last heartbeat is older than registry.max_age from the registry
- * index (docs/redis.md) and logs the box count. It serves the ops dashboard, the JSON API
- * and /metrics (pold_http.c). Placement builds on this loop. It owns its event loop, one
- * async Redis link for the loop, the metrics registry and the HTTP server. */
+/* echos-policy: the control-plane daemon. Every interval it removes boxes whose last
+ * heartbeat is older than registry.max_age from the registry index (docs/redis.md) and
+ * logs the box count; every place.interval the placement loop (pold_place.c) writes each
+ * box's assignments. It serves the ops dashboard, the JSON API and /metrics
+ * (pold_http.c). It owns its event loop, one async Redis link shared by both loops, the
+ * metrics registry, the placement loop and the HTTP server. */
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -36,6 +37,34 @@ static const struct ec_cfg_opt pold_opts[] = {
 	  "connect and command timeout of the API's Redis reads" },
 	{ "http.conns_max", EC_CFG_INT, offsetof(struct pold_conf, http_conns_max), "64", 1,
 	  10000, "concurrent HTTP connections (16 per client address)" },
+	{ "place.interval", EC_CFG_DURATION, offsetof(struct pold_conf, place_interval_ms), "5s",
+	  0, 3600000, "how often placement runs and assignments are written (0: off)" },
+	{ "place.half_life", EC_CFG_DURATION, offsetof(struct pold_conf, place_half_life_ms),
+	  "5m", 1000, 86400000, "half-life of the popularity placement follows" },
+	{ "place.window", EC_CFG_DURATION, offsetof(struct pold_conf, place_window_ms), "15m",
+	  60000, 7200000, "minutes of popularity read each pass (kept 2h in Redis)" },
+	{ "place.top", EC_CFG_INT, offsetof(struct pold_conf, place_top), "100000", 1,
+	  10000000, "most requested objects read per region and minute" },
+	{ "place.default_object_bytes", EC_CFG_SIZE,
+	  offsetof(struct pold_conf, place_default_object_bytes), "2M", 1, 1099511627776.0,
+	  "size assumed for an object whose announcement gave none" },
+	{ "place.storage_share", EC_CFG_DOUBLE, offsetof(struct pold_conf, place_storage_share),
+	  "0.8", 0.01, 1, "share of a box's cache.max_bytes assignments may fill" },
+	{ "place.object_share", EC_CFG_DOUBLE, offsetof(struct pold_conf, place_object_share),
+	  "0.25", 0.001, 1, "most of one box's uplink one object may take (more: replicas)" },
+	{ "place.max_util", EC_CFG_DOUBLE, offsetof(struct pold_conf, place_max_util), "0.8",
+	  0.01, 1, "planned load on a box's uplink stays under this share" },
+	{ "place.min_rate", EC_CFG_DOUBLE, offsetof(struct pold_conf, place_min_rate),
+	  "0.000277778", 0, 1e9, "requests/s under which an object gets no replica" },
+	{ "place.stickiness", EC_CFG_DOUBLE, offsetof(struct pold_conf, place_stickiness), "0.2",
+	  0, 10, "hysteresis: held replicas stay until demand falls by this share" },
+	{ "place.max_replicas", EC_CFG_INT, offsetof(struct pold_conf, place_max_replicas), "8",
+	  1, 1024, "most replicas of one object in one region" },
+	{ "place.assign_ttl", EC_CFG_DURATION, offsetof(struct pold_conf, place_assign_ttl_ms),
+	  "1h", 10000, 2592000000.0,
+	  "assignments expire this long after echos-policy stops renewing them" },
+	{ "place.max_objects", EC_CFG_INT, offsetof(struct pold_conf, place_max_objects),
+	  "5000000", 1, 1000000000, "most (region, object) rows one pass places" },
 	{ "log.level", EC_CFG_LEVEL, offsetof(struct pold_conf, log_level), "info", 0, 0,
 	  "debug, info, warn or error" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
@@ -79,6 +108,7 @@ static void on_redis_state(struct ec_redis *r, enum ec_redis_state state, void *
 {
 	struct pold *p = arg;
 
+	pold_place_on_redis_state(p->place, state == EC_REDIS_UP);
 	if (state == EC_REDIS_UP)
 		ec_log_info("redis %s: connected", p->conf.redis_addr);
 	else if (state == EC_REDIS_DOWN)
@@ -146,6 +176,10 @@ static int pold_init(struct pold *p)
 		ec_log_err("out of memory at start");
 		return -1;
 	}
+	if (p->conf.place_interval_ms > 0 && !(p->place = pold_place_new(p))) {
+		ec_log_err("out of memory at start");
+		return -1;
+	}
 	if (p->conf.http_listen[0] && !(p->http = pold_http_new(p)))
 		return -1; /* logged */
 	tv.tv_sec = p->conf.interval_ms / 1000;
@@ -167,7 +201,8 @@ static void pold_fini(struct pold *p)
 		event_free(p->sigterm);
 	if (p->sigint)
 		event_free(p->sigint);
-	ec_redis_free(p->redis);
+	ec_redis_free(p->redis); /* first: pending replies come back to the placement loop */
+	pold_place_free(p->place);
 	ec_metrics_free(p->metrics);
 	if (p->base)
 		event_base_free(p->base);
@@ -206,8 +241,10 @@ int main(int argc, char **argv)
 		pold_fini(&p);
 		return EXIT_FAILURE;
 	}
-	ec_log_info("started; redis %s, every %lld ms; dashboard %s%s", p.conf.redis_addr,
-	            (long long)p.conf.interval_ms, p.conf.http_listen[0] ? "http://" : "off",
+	ec_log_info("started; redis %s, every %lld ms; placement %s%lld ms; dashboard %s%s",
+	            p.conf.redis_addr, (long long)p.conf.interval_ms,
+	            p.conf.place_interval_ms > 0 ? "every " : "off ",
+	            (long long)p.conf.place_interval_ms, p.conf.http_listen[0] ? "http://" : "off",
 	            p.conf.http_listen);
 	rc = event_base_dispatch(p.base);
 	pold_fini(&p);
