@@ -96,6 +96,51 @@ static inline unsigned place_bucket(uint64_t id_hash)
 	return (unsigned)(place_mix(id_hash ^ 0x5bd1e9955bd1e995ULL) >> 58);
 }
 
+uint32_t pol_place_region_probes(uint32_t region_boxes, const struct pol_place_params *p)
+{
+	uint64_t k;
+
+	if (!region_boxes)
+		return POL_PLACE_BUCKETS;
+	k = ((uint64_t)POL_PLACE_BUCKETS * p->candidates + region_boxes - 1) / region_boxes;
+	return k > POL_PLACE_BUCKETS || k == 0 ? POL_PLACE_BUCKETS : (uint32_t)k;
+}
+
+/* An object's probe sequence: bucket i is (start + i * step) mod 64, step odd. */
+static inline void place_probe_seq(uint64_t obj_hash, unsigned *start, unsigned *step)
+{
+	uint64_t h = place_mix(obj_hash);
+
+	*start = (unsigned)(h & (POL_PLACE_BUCKETS - 1));
+	*step = (unsigned)((h >> 6) & (POL_PLACE_BUCKETS - 1)) | 1;
+}
+
+unsigned pol_place_bucket(uint64_t box_id_hash)
+{
+	return place_bucket(box_id_hash);
+}
+
+unsigned pol_place_probe_rank(uint64_t obj_hash, uint64_t box_id_hash)
+{
+	unsigned start, step, inv;
+
+	place_probe_seq(obj_hash, &start, &step);
+	/* step is odd, so invertible mod 64: a*a = 1 (mod 8), two Newton steps reach 2^12 */
+	inv = step;
+	inv *= 2 - step * inv;
+	inv *= 2 - step * inv;
+	return ((place_bucket(box_id_hash) - start) * inv) & (POL_PLACE_BUCKETS - 1);
+}
+
+void pol_place_probe_ranks(uint64_t obj_hash, uint8_t rank[POL_PLACE_BUCKETS])
+{
+	unsigned start, step;
+
+	place_probe_seq(obj_hash, &start, &step);
+	for (unsigned i = 0; i < POL_PLACE_BUCKETS; i++)
+		rank[(start + i * step) & (POL_PLACE_BUCKETS - 1)] = (uint8_t)i;
+}
+
 static size_t radix_digits(size_t n)
 {
 	return n >= 65536 ? 65536 : 256;
@@ -237,9 +282,7 @@ static int place_regions_build(struct place_state *s, size_t n_boxes)
 			r->boff[b + 1] += r->boff[b];
 		/* Enough buckets that about p->candidates boxes are examined; a region with
 		 * no more boxes than that is probed whole (exact rendezvous). */
-		r->probes = (uint32_t)(((uint64_t)POL_PLACE_BUCKETS * p->candidates + r->n - 1) / r->n);
-		if (r->probes > POL_PLACE_BUCKETS || r->probes == 0)
-			r->probes = POL_PLACE_BUCKETS;
+		r->probes = pol_place_region_probes(r->n, p);
 		if (r->n > largest)
 			largest = r->n;
 		i = j;
@@ -327,14 +370,13 @@ static int place_one(struct place_state *s, struct place_region *r, uint32_t row
 {
 	const struct pol_place_params *p = s->p;
 	uint64_t size = o->size_bytes ? o->size_bytes : 1;
-	uint64_t h = place_mix(o->obj_hash);
-	unsigned start = (unsigned)(h & (POL_PLACE_BUCKETS - 1));
-	unsigned step = (unsigned)((h >> 6) & (POL_PLACE_BUCKETS - 1)) | 1;
+	unsigned start, step;
 	uint32_t probes = 0, limit = r->probes + p->extra_probes;
 	double per_bps = place_demand_bps(o, p) / want;
 	size_t m = 0;
 	uint32_t placed = 0;
 
+	place_probe_seq(o->obj_hash, &start, &step);
 	if (limit > POL_PLACE_BUCKETS)
 		limit = POL_PLACE_BUCKETS;
 	for (; probes < r->probes; probes++)

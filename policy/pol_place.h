@@ -27,6 +27,22 @@ void pol_place_params_default(struct pol_place_params *p);
 uint32_t pol_place_replicas(const struct pol_place_obj *o, double box_uplink_bps,
                             uint32_t region_boxes, const struct pol_place_params *p);
 
+/* Buckets an object probes first in a region of region_boxes usable boxes:
+ * ceil(64 * candidates / region_boxes), at most 64 (then the region is probed whole). */
+uint32_t pol_place_region_probes(uint32_t region_boxes, const struct pol_place_params *p);
+
+/* Where the bucket of box box_id_hash comes in the probe sequence of obj_hash (0..63).
+ * The box is one of the object's first candidates when this is below
+ * pol_place_region_probes(), and an extra candidate below that plus extra_probes: an
+ * incremental placer uses it to pick the same boxes pol_place_compute() would. */
+unsigned pol_place_probe_rank(uint64_t obj_hash, uint64_t box_id_hash);
+
+/* The same for many boxes: the bucket of a box (fixed by its id), and for one object the
+ * rank of every bucket, so that pol_place_probe_rank(obj, box) ==
+ * rank[pol_place_bucket(box)]. */
+unsigned pol_place_bucket(uint64_t box_id_hash);
+void pol_place_probe_ranks(uint64_t obj_hash, uint8_t rank[POL_PLACE_BUCKETS]);
+
 /* Computes a placement of objs[0..n_objs) over boxes[0..n_boxes) (both borrowed for the
  * call; rows of the same object in several regions are independent). Each box's planned
  * bytes stay within storage_bytes and its planned load within uplink_bps * max_util.

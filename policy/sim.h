@@ -43,7 +43,11 @@ struct sim_conf {
 	double sla_queue_s;       /* a box within SLA has at most this much queued uplink time */
 	/* echos */
 	double half_life_s;
-	double replace_s;         /* re-placement period */
+	double replace_s;         /* re-placement period (incremental rounds) */
+	double full_replace_s;    /* period of the full placement passes */
+	double pin_min_requests;  /* decayed requests an object needs to be assigned */
+	double prefetch_share;    /* a box prefetches at most this share of its uplink rate
+	                           * per round (0: no limit) */
 	/* windowed oracle */
 	double oracle_window_s;   /* places each window knowing its requests in advance */
 };
@@ -134,6 +138,17 @@ int sim_cache_lookup(struct sim_cache *c, uint32_t box, uint32_t obj);
  * are not kept. Returns 0 or EC_ENOMEM. */
 int sim_cache_insert(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t size);
 uint64_t sim_cache_used(const struct sim_cache *c, uint32_t box);
+uint64_t sim_cache_cap(const struct sim_cache *c, uint32_t box);
+/* Is obj in box's cache (a ghost is not)? Changes nothing. */
+int sim_cache_contains(const struct sim_cache *c, uint32_t box, uint32_t obj);
+/* Takes obj out of box's cache (it became pinned, or left). Returns 1 if it was there. */
+int sim_cache_remove(struct sim_cache *c, uint32_t box, uint32_t obj);
+/* Sets box's capacity, evicting as the policy says until the cache fits. */
+void sim_cache_set_cap(struct sim_cache *c, uint32_t box, uint64_t cap);
+/* Keeps obj as an object known to be popular (a placement dropped it but it is still on
+ * the disk): S3-FIFO puts it in its main FIFO, LRU at the head. No-op if present.
+ * Returns 0 or EC_ENOMEM. */
+int sim_cache_adopt(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t size);
 
 /* --- runs ----------------------------------------------------------------------------- */
 
@@ -154,12 +169,14 @@ const char *sim_policy_name(enum sim_policy p);
 struct sim_stats {
 	uint64_t reqs, req_bytes;
 	uint64_t hit_reqs, hit_bytes;           /* served by a box from its store */
+	uint64_t cache_hit_bytes;               /* echos: of those, from a box's cache */
 	uint64_t fill_reqs, fill_bytes;         /* served by a box after a fill from the origin */
 	uint64_t fallback_reqs, fallback_bytes; /* served by the origin to the viewer */
 	uint64_t sla_miss_reqs;                 /* fallbacks because no box was within SLA */
 	uint64_t prefetch_bytes;                /* origin to boxes, ahead of demand */
-	uint64_t placements;                    /* echos rounds */
-	double seconds;                         /* wall time of the run */
+	uint64_t prefetch_deferred;             /* echos: additions put off by the budget */
+	uint64_t placements;                    /* placement rounds (echos: full passes) */
+	double seconds;                         /* CPU time of the run (one thread) */
 	size_t n_bins;
 	uint64_t *bin_bytes, *bin_hit_bytes;    /* flash-crowd requests per time bin */
 };

@@ -393,7 +393,61 @@ int sim_cache_lookup(struct sim_cache *c, uint32_t box, uint32_t obj)
 	return 0;
 }
 
-int sim_cache_insert(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t size)
+int sim_cache_contains(const struct sim_cache *c, uint32_t box, uint32_t obj)
+{
+	const uint32_t *v = sim_map_get(&c->map, (uint64_t)box << 32 | obj);
+
+	return v && c->e[*v].q != Q_GHOST;
+}
+
+static void heap_remove(struct sim_cache *c, struct cbox *b, uint32_t i)
+{
+	size_t pos = c->e[i].heap;
+	uint32_t last;
+
+	b->hn--;
+	if (pos == b->hn)
+		return;
+	last = b->heap[b->hn];
+	heap_set(c, b, pos, last);
+	heap_up(c, b, pos);
+	heap_down(c, b, c->e[last].heap);
+}
+
+int sim_cache_remove(struct sim_cache *c, uint32_t box, uint32_t obj)
+{
+	uint32_t *v = sim_map_get(&c->map, (uint64_t)box << 32 | obj), i;
+	struct cbox *b = &c->boxes[box];
+
+	if (!v || c->e[*v].q == Q_GHOST)
+		return 0;
+	i = *v;
+	if (c->ev == SIM_EVICT_LFU)
+		heap_remove(c, b, i);
+	else
+		list_unlink(c, b, i);
+	b->used -= c->e[i].size;
+	entry_free(c, i);
+	return 1;
+}
+
+void sim_cache_set_cap(struct sim_cache *c, uint32_t box, uint64_t cap)
+{
+	struct cbox *b = &c->boxes[box];
+
+	b->cap = cap;
+	while (b->used > b->cap)
+		evict_one(c, b);
+}
+
+uint64_t sim_cache_cap(const struct sim_cache *c, uint32_t box)
+{
+	return c->boxes[box].cap;
+}
+
+/* Inserts obj after a miss (hot = 0), or as an object known to be popular (hot = 1:
+ * S3-FIFO puts it straight in its main FIFO, as for a ghost hit). */
+static int cache_insert(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t size, int hot)
 {
 	struct cbox *b = &c->boxes[box];
 	uint64_t key = (uint64_t)box << 32 | obj;
@@ -407,7 +461,7 @@ int sim_cache_insert(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t s
 		i = *v;
 		list_unlink(c, b, i);
 		sim_map_del(&c->map, key);
-	} else if (c->ev == SIM_EVICT_S3FIFO) {
+	} else if (c->ev == SIM_EVICT_S3FIFO && !hot) {
 		q = Q_SMALL;
 	}
 	while (b->used + size > b->cap)
@@ -438,4 +492,16 @@ int sim_cache_insert(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t s
 	}
 	list_push(c, b, q, i);
 	return 0;
+}
+
+int sim_cache_insert(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t size)
+{
+	return cache_insert(c, box, obj, size, 0);
+}
+
+int sim_cache_adopt(struct sim_cache *c, uint32_t box, uint32_t obj, uint64_t size)
+{
+	if (sim_cache_contains(c, box, obj))
+		return 0;
+	return cache_insert(c, box, obj, size, 1);
 }

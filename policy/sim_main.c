@@ -27,6 +27,7 @@ struct sim_args {
 	int bench;
 	uint64_t bench_objects;
 	int boxes_set, regions_set;
+	unsigned policies;        /* bit k: run all_policies[k] */
 };
 
 static void usage(FILE *f)
@@ -58,9 +59,16 @@ static void usage(FILE *f)
 	"  --sla-queue S       most queued uplink time of a box within SLA (default 2)\n"
 	"echos:\n"
 	"  --half-life S       popularity half-life in seconds (default 3600)\n"
-	"  --replace S         re-placement period in seconds (default 60)\n"
+	"  --replace S         incremental re-placement period in seconds (default 60)\n"
+	"  --full-replace S    full placement pass period in seconds (default 900)\n"
+	"  --min-requests N    decayed requests an object needs before it is assigned to\n"
+	"                      boxes (default 3: about 3 within a half-life)\n"
+	"  --prefetch-share F  a box prefetches at most F times its uplink rate per round\n"
+	"                      (default 0.25; 0: no limit)\n"
 	"references: upper-bound places once knowing the whole trace; oracle-window\n"
 	"  --oracle-window S   places every S seconds knowing those requests (default 900)\n"
+	"  --policies LIST     run only these, comma-separated (default: all six); the last\n"
+	"                      line needs lru, echos and upper-bound\n"
 	"output:\n"
 	"  --csv FILE          write every result row as CSV\n"
 	"  --plots DIR         run the storage and box-count sweeps, write SVG plots to DIR\n"
@@ -70,6 +78,44 @@ static void usage(FILE *f)
 	"  --help, --version\n"
 	"\n"
 	"exit status: 0 done, 1 runtime failure, 2 usage error\n");
+}
+
+/* --- the comparison ------------------------------------------------------------------------ */
+
+static const enum sim_policy all_policies[] = {
+	SIM_POL_LRU, SIM_POL_LFU, SIM_POL_S3FIFO, SIM_POL_ECHOS, SIM_POL_UPPER, SIM_POL_ORACLE,
+};
+#define N_POL (sizeof all_policies / sizeof all_policies[0])
+
+#define ALL_POLICIES ((1u << N_POL) - 1)
+
+static int parse_policies(const char *s, unsigned *mask, char *err, size_t errlen)
+{
+	*mask = 0;
+	while (*s) {
+		size_t n = strcspn(s, ","), k;
+
+		for (k = 0; k < N_POL; k++) {
+			const char *name = sim_policy_name(all_policies[k]);
+
+			if (strlen(name) == n && !strncmp(name, s, n))
+				break;
+		}
+		if (k == N_POL) {
+			snprintf(err, errlen, "--policies: unknown policy \"%.*s\" (lru, lfu, s3fifo, "
+			         "echos, upper-bound, oracle-window)", (int)n, s);
+			return -1;
+		}
+		*mask |= 1u << k;
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	if (!*mask) {
+		snprintf(err, errlen, "--policies: name at least one policy");
+		return -1;
+	}
+	return 0;
 }
 
 /* Strict number parsers: the whole string, in range, or a reason in err. */
@@ -111,7 +157,9 @@ enum {
 	OPT_SEED = 256, OPT_TRACE, OPT_REQUESTS, OPT_CATALOG, OPT_DURATION, OPT_REGIONS,
 	OPT_ZIPF, OPT_UGC_SHARE, OPT_UGC_OBJECTS, OPT_FLASH, OPT_FLASH_REQ, OPT_CHURN,
 	OPT_BOXES, OPT_STORAGE_PCT, OPT_BOX_STORAGE, OPT_UPLINK, OPT_SLA, OPT_HALF_LIFE,
-	OPT_REPLACE, OPT_ORACLE, OPT_CSV, OPT_PLOTS, OPT_BENCH, OPT_OBJECTS, OPT_HELP, OPT_VERSION,
+	OPT_REPLACE, OPT_FULL_REPLACE, OPT_PREFETCH_SHARE, OPT_MIN_REQ, OPT_ORACLE, OPT_POLICIES, OPT_CSV,
+	OPT_PLOTS,
+	OPT_BENCH, OPT_OBJECTS, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -134,7 +182,11 @@ static const struct option long_opts[] = {
 	{ "sla-queue", required_argument, NULL, OPT_SLA },
 	{ "half-life", required_argument, NULL, OPT_HALF_LIFE },
 	{ "replace", required_argument, NULL, OPT_REPLACE },
+	{ "full-replace", required_argument, NULL, OPT_FULL_REPLACE },
+	{ "prefetch-share", required_argument, NULL, OPT_PREFETCH_SHARE },
+	{ "min-requests", required_argument, NULL, OPT_MIN_REQ },
 	{ "oracle-window", required_argument, NULL, OPT_ORACLE },
+	{ "policies", required_argument, NULL, OPT_POLICIES },
 	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "plots", required_argument, NULL, OPT_PLOTS },
 	{ "bench-placement", no_argument, NULL, OPT_BENCH },
@@ -155,6 +207,7 @@ static int sim_args_parse(int argc, char **argv, struct sim_args *a, char *err, 
 	memset(a, 0, sizeof *a);
 	sim_conf_default(c);
 	a->bench_objects = 1000000;
+	a->policies = ALL_POLICIES;
 	opterr = 0;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
@@ -227,9 +280,24 @@ static int sim_args_parse(int argc, char **argv, struct sim_args *a, char *err, 
 		case OPT_REPLACE:
 			rc = parse_dbl("--replace", optarg, 0.1, 1e7, &c->replace_s, err, errlen);
 			break;
+		case OPT_FULL_REPLACE:
+			rc = parse_dbl("--full-replace", optarg, 0.1, 1e7, &c->full_replace_s, err,
+			               errlen);
+			break;
+		case OPT_PREFETCH_SHARE:
+			rc = parse_dbl("--prefetch-share", optarg, 0, 100, &c->prefetch_share, err,
+			               errlen);
+			break;
+		case OPT_MIN_REQ:
+			rc = parse_dbl("--min-requests", optarg, 0, 1e9, &c->pin_min_requests, err,
+			               errlen);
+			break;
 		case OPT_ORACLE:
 			rc = parse_dbl("--oracle-window", optarg, 1, 1e8, &c->oracle_window_s, err,
 			               errlen);
+			break;
+		case OPT_POLICIES:
+			rc = parse_policies(optarg, &a->policies, err, errlen);
 			break;
 		case OPT_CSV: a->csv_path = optarg; break;
 		case OPT_PLOTS: a->plots_dir = optarg; break;
@@ -255,6 +323,10 @@ static int sim_args_parse(int argc, char **argv, struct sim_args *a, char *err, 
 	}
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+		return -1;
+	}
+	if (a->plots_dir && a->policies != ALL_POLICIES) {
+		snprintf(err, errlen, "--plots needs every policy: drop --policies");
 		return -1;
 	}
 	if (c->ugc_share > 0 && c->ugc_objects == 0) {
@@ -338,13 +410,6 @@ out:
 	return rc;
 }
 
-/* --- the comparison ------------------------------------------------------------------------ */
-
-static const enum sim_policy all_policies[] = {
-	SIM_POL_LRU, SIM_POL_LFU, SIM_POL_S3FIFO, SIM_POL_ECHOS, SIM_POL_UPPER, SIM_POL_ORACLE,
-};
-#define N_POL (sizeof all_policies / sizeof all_policies[0])
-
 struct sim_out {
 	FILE *csv;
 	uint64_t sim_reqs;
@@ -358,21 +423,31 @@ static void csv_row(struct sim_out *out, const char *scenario, double x, enum si
 	out->sim_seconds += s->seconds;
 	if (!out->csv)
 		return;
-	fprintf(out->csv, "%s,%g,%s,%.6f,%.6f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%.3f\n", scenario,
+	fprintf(out->csv, "%s,%g,%s,%.6f,%.6f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%.3f\n",
+	        scenario,
 	        x, sim_policy_name(p), sim_stats_byte_offload(s), sim_stats_req_offload(s),
 	        (unsigned long long)sim_stats_origin_egress(s),
 	        (unsigned long long)s->fill_bytes, (unsigned long long)s->prefetch_bytes,
 	        (unsigned long long)s->fallback_bytes, (unsigned long long)s->sla_miss_reqs,
-	        (unsigned long long)s->reqs, (unsigned long long)s->req_bytes, s->seconds);
+	        (unsigned long long)s->reqs, (unsigned long long)s->req_bytes,
+	        (unsigned long long)s->cache_hit_bytes, (unsigned long long)s->prefetch_deferred,
+	        s->seconds);
 }
 
-/* Runs every policy with conf c over t; fills st[N_POL]. */
+static unsigned run_mask = ALL_POLICIES; /* --policies */
+
+/* Runs every policy of run_mask with conf c over t; fills st[N_POL] (zero for the
+ * others). */
 static int run_all(const struct sim_conf *c, const struct sim_trace *t, struct sim_stats *st,
                    struct sim_out *out, const char *scenario, double x)
 {
 	char err[512];
 
 	for (size_t k = 0; k < N_POL; k++) {
+		if (!(run_mask & 1u << k)) {
+			memset(&st[k], 0, sizeof st[k]);
+			continue;
+		}
 		if (sim_run(c, t, all_policies[k], &st[k], err, sizeof err) != 0) {
 			fprintf(stderr, PROG ": %s\n", err);
 			for (size_t j = 0; j <= k; j++)
@@ -412,24 +487,31 @@ static void print_table(const struct sim_conf *c, const struct sim_trace *t,
 	       "Mbit/s, SLA queue %.1f s\n", c->boxes, b,
 	       100.0 * box_bytes * per_region / (double)(t->catalog_bytes ? t->catalog_bytes : 1),
 	       (double)c->uplink_bps / 1e6, c->sla_queue_s);
-	printf("echos: half-life %.0f s, re-placement every %.0f s; upper-bound: one clairvoyant "
-	       "static placement; oracle-window: clairvoyant every %.0f s\n", c->half_life_s,
-	       c->replace_s, c->oracle_window_s);
-	printf("\n%-12s %12s %11s %14s %12s %11s %12s %12s %8s\n", "policy", "byte-offload",
-	       "req-offload", "origin-egress", "egress/bytes", "sla-misses", "fill", "prefetch",
-	       "Mreq/s");
+	printf("echos: half-life %.0f s, rounds every %.0f s, full pass every %.0f s, "
+	       "prefetch <= %.2f of uplink, assigned from %g decayed requests; the rest of each "
+	       "box is an S3-FIFO cache\n", c->half_life_s, c->replace_s, c->full_replace_s,
+	       c->prefetch_share, c->pin_min_requests);
+	printf("upper-bound: one clairvoyant static placement (the issue's bound); "
+	       "oracle-window: clairvoyant every %.0f s\n", c->oracle_window_s);
+	printf("origin egress = fallback (origin to viewer) + fill + prefetch\n");
+	printf("\n%-13s %12s %11s %13s %12s %10s %10s %10s %10s %7s\n", "policy",
+	       "byte-offload", "req-offload", "origin-egress", "egress/bytes", "sla-misses",
+	       "fallback", "fill", "prefetch", "Mreq/s");
 	for (size_t k = 0; k < N_POL; k++) {
 		const struct sim_stats *s = &st[k];
-		char eg[32], fi[32], pf[32];
+		char eg[32], fi[32], pf[32], fb[32];
 
+		if (!(run_mask & 1u << k))
+			continue;
 		fmt_bytes(eg, sizeof eg, (double)sim_stats_origin_egress(s));
 		fmt_bytes(fi, sizeof fi, (double)s->fill_bytes);
 		fmt_bytes(pf, sizeof pf, (double)s->prefetch_bytes);
-		printf("%-12s %12.3f %11.3f %14s %12.3f %11llu %12s %12s %8.2f\n",
+		fmt_bytes(fb, sizeof fb, (double)s->fallback_bytes);
+		printf("%-13s %12.3f %11.3f %13s %12.3f %10llu %10s %10s %10s %7.2f\n",
 		       sim_policy_name(all_policies[k]), sim_stats_byte_offload(s),
 		       sim_stats_req_offload(s), eg,
 		       (double)sim_stats_origin_egress(s) / (double)(s->req_bytes ? s->req_bytes : 1),
-		       (unsigned long long)s->sla_miss_reqs, fi, pf,
+		       (unsigned long long)s->sla_miss_reqs, fb, fi, pf,
 		       s->seconds > 0 ? (double)s->reqs / s->seconds / 1e6 : 0);
 	}
 }
@@ -439,12 +521,15 @@ static int plot_path(char *buf, size_t n, const char *dir, const char *name)
 	return snprintf(buf, n, "%s/%s", dir, name) >= (int)n ? -1 : 0;
 }
 
-/* Byte offload of flash-crowd requests per minute around the first flash crowd. */
+/* Byte offload of flash-crowd requests per minute around the first flash crowd, while
+ * it still brings at least 5% of its peak minute's bytes (the last minutes hold a few
+ * requests each, whose offload is 0 or 1 and says nothing). */
 static int plot_flash(const char *dir, const struct sim_trace *t, const struct sim_stats *st)
 {
-	int64_t first = t->flash_start_ms / SIM_BIN_MS - 5, last = first + 70;
+	int64_t first = t->flash_start_ms / SIM_BIN_MS - 2, last = first + 72, b;
 	double x[80], y[N_POL][80];
 	struct sim_series s[N_POL];
+	uint64_t peak = 0;
 	size_t n = 0;
 	char path[4096];
 
@@ -452,7 +537,14 @@ static int plot_flash(const char *dir, const struct sim_trace *t, const struct s
 		return 0;
 	if (first < 0)
 		first = 0;
-	for (int64_t b = first; b < last && (size_t)b < st[0].n_bins; b++, n++) {
+	if ((size_t)last > st[0].n_bins)
+		last = (int64_t)st[0].n_bins;
+	for (b = first; b < last; b++)
+		if (st[0].bin_bytes[b] > peak)
+			peak = st[0].bin_bytes[b];
+	while (last > first + 1 && st[0].bin_bytes[last - 1] * 20 < peak)
+		last--;
+	for (b = first; b < last; b++, n++) {
 		x[n] = (double)(b * SIM_BIN_MS - t->flash_start_ms) / 60000.0;
 		for (size_t k = 0; k < N_POL; k++)
 			y[k][n] = st[k].bin_bytes[b] ? (double)st[k].bin_hit_bytes[b] /
@@ -462,7 +554,7 @@ static int plot_flash(const char *dir, const struct sim_trace *t, const struct s
 		s[k] = (struct sim_series){ sim_policy_name(all_policies[k]), y[k] };
 	if (plot_path(path, sizeof path, dir, "offload_flash_crowd.svg") != 0)
 		return -1;
-	return sim_svg_lines(path, "Flash crowd: byte offload of its requests, per minute",
+	return sim_svg_lines(path, "First flash crowd: byte offload of its requests, per minute",
 	                     "minutes since the flash crowd began", "byte offload", x, n, s,
 	                     N_POL, 0, 1);
 }
@@ -548,6 +640,7 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	if (a.bench)
 		return bench_placement(&a);
+	run_mask = a.policies;
 	if (sim_trace_build(&a.conf, &t, err, sizeof err) != 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return EXIT_FAILURE;
@@ -566,7 +659,8 @@ int main(int argc, char **argv)
 			return EXIT_FAILURE;
 		}
 		fputs("scenario,x,policy,byte_offload,req_offload,origin_egress_bytes,fill_bytes,"
-		      "prefetch_bytes,fallback_bytes,sla_miss_reqs,reqs,req_bytes,seconds\n", out.csv);
+		      "prefetch_bytes,fallback_bytes,sla_miss_reqs,reqs,req_bytes,cache_hit_bytes,"
+		      "prefetch_deferred,seconds\n", out.csv);
 	}
 	rc = EXIT_FAILURE;
 	if (run_all(&a.conf, &t, st, &out, "default", 0) != 0)
@@ -577,10 +671,15 @@ int main(int argc, char **argv)
 			sim_stats_fini(&st[k]);
 		goto out;
 	}
-	printf("\nsimulated %llu requests in %.2f s: %.2f million requests/s on one core\n",
+	printf("\nsimulated %llu requests in %.2f s of CPU: %.2f million requests/s on one core\n",
 	       (unsigned long long)out.sim_reqs, out.sim_seconds,
 	       out.sim_seconds > 0 ? (double)out.sim_reqs / out.sim_seconds / 1e6 : 0);
-	{
+	if ((run_mask & 0x28) == 0x28) { /* echos, oracle-window */
+		double echos = sim_stats_byte_offload(&st[3]), orc = sim_stats_byte_offload(&st[5]);
+
+		printf("echos/oracle-window byte offload: %.3f\n", orc > 0 ? echos / orc : 0);
+	}
+	if ((run_mask & 0x19) == 0x19) { /* lru, echos, upper-bound */
 		double echos = sim_stats_byte_offload(&st[3]), upper = sim_stats_byte_offload(&st[4]);
 		double lru = sim_stats_byte_offload(&st[0]);
 

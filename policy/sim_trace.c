@@ -37,6 +37,9 @@ void sim_conf_default(struct sim_conf *c)
 	c->sla_queue_s = 2;
 	c->half_life_s = 3600;
 	c->replace_s = 60;
+	c->full_replace_s = 900;
+	c->prefetch_share = 0.25;
+	c->pin_min_requests = 3;
 	c->oracle_window_s = 900;
 }
 

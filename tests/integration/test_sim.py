@@ -1,5 +1,6 @@
-"""echos-sim end to end: output format, CSV and SVG files, determinism, CSV traces, the
-placement benchmark mode, and refusal of bad arguments (exit 2) and bad traces (exit 1)."""
+"""echos-sim end to end: output format, CSV and SVG files, determinism, CSV traces, echos'
+cache in free space and prefetch budget, the placement benchmark mode, and refusal of bad
+arguments (exit 2) and bad traces (exit 1)."""
 import csv
 import re
 import subprocess
@@ -11,6 +12,7 @@ SMALL = ["--requests", "40000", "--catalog", "3000", "--ugc-objects", "600",
          "--flash-requests", "400", "--boxes", "16", "--duration", "21600"]
 LAST_LINE = re.compile(r"^echos/upper-bound byte offload: \d+\.\d{3}; "
                        r"echos-lru: [+-]\d+\.\d points$")
+ORACLE_LINE = re.compile(r"^echos/oracle-window byte offload: \d+\.\d{3}$")
 POLICIES = {"lru", "lfu", "s3fifo", "echos", "upper-bound", "oracle-window"}
 
 
@@ -32,6 +34,7 @@ def test_small_scenario_prints_table_and_writes_csv_and_svg(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert LAST_LINE.match(lines[-1]), lines[-1]
+    assert ORACLE_LINE.match(lines[-2]), lines[-2]
     for p in POLICIES:
         assert any(line.startswith(p + " ") for line in lines), p
 
@@ -76,6 +79,35 @@ def test_same_seed_same_result_and_other_seed_differs(tmp_path):
     assert a != c
 
 
+def test_echos_caches_free_space_and_keeps_to_its_prefetch_budget(tmp_path):
+    out_csv = tmp_path / "r.csv"
+    share, uplink_mbps, replace_s, boxes, duration = 0.002, 50, 60, 16, 21600
+    r = sim(*SMALL, "--policies", "echos", "--prefetch-share", str(share),
+            "--uplink-mbps", str(uplink_mbps), "--csv", str(out_csv))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    rows_shown = [line.split()[0] for line in lines
+                  if line.split() and line.split()[0] in POLICIES]
+    assert rows_shown == ["echos"]
+    assert not LAST_LINE.match(lines[-1])  # needs lru and upper-bound
+    (row,) = read_csv(out_csv)
+    # misses are filled into the free space and served again from it
+    assert int(row["fill_bytes"]) > 0
+    assert int(row["cache_hit_bytes"]) > 0
+    assert int(row["cache_hit_bytes"]) <= int(row["req_bytes"]) * float(row["byte_offload"]) + 1
+    # a box prefetches at most share x uplink x round per round
+    budget = share * uplink_mbps * 1e6 / 8 * replace_s
+    rounds = duration / replace_s
+    assert int(row["prefetch_bytes"]) <= budget * boxes * rounds
+    assert int(row["prefetch_deferred"]) > 0
+
+    r = sim(*SMALL, "--policies", "echos", "--prefetch-share", "0", "--csv", str(out_csv))
+    assert r.returncode == 0, r.stderr
+    (free_row,) = read_csv(out_csv)
+    assert int(free_row["prefetch_deferred"]) == 0
+    assert int(free_row["prefetch_bytes"]) > int(row["prefetch_bytes"])
+
+
 def test_csv_trace_is_replayed(tmp_path):
     trace = tmp_path / "trace.csv"
     lines = ["time,client_region,object,size"]
@@ -116,6 +148,9 @@ BAD_ARGS = [
     (["--storage-pct", "200"], "--storage-pct: expected a number"),
     (["stray"], "unexpected argument \"stray\""),
     (["--csv"], "--csv: needs a value"),
+    (["--policies", "echos,bogus"], "--policies: unknown policy \"bogus\""),
+    (["--policies", "echos", "--plots", "x"], "--plots needs every policy"),
+    (["--prefetch-share", "-1"], "--prefetch-share: expected a number"),
 ]
 
 

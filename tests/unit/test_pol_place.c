@@ -312,6 +312,76 @@ static void test_rendezvous_stability(void **state)
 	}
 }
 
+struct probe_row {
+	const char *name;
+	size_t n_boxes;
+	uint32_t candidates;
+	uint32_t expect_probes;
+};
+
+static const struct probe_row probe_rows[] = {
+	{ "a region no bigger than the candidates is probed whole", 20, 32, 64 },
+	{ "500 boxes, 32 candidates: 5 buckets", 500, 32, 5 },
+	{ "10000 boxes, 32 candidates: one bucket", 10000, 32, 1 },
+	{ "25 boxes, 8 candidates: 21 buckets", 25, 8, 21 },
+};
+
+/* pol_place_probe_rank() names the buckets pol_place_compute() examines: with room
+ * everywhere, every replica lies in the object's first pol_place_region_probes()
+ * buckets; and an object's ranks over all 64 buckets are a permutation. */
+static void test_probe_rank_matches_compute(void **state)
+{
+	struct pol_place_params p;
+
+	(void)state;
+	pol_place_params_default(&p);
+	for (size_t c = 0; c < sizeof probe_rows / sizeof probe_rows[0]; c++) {
+		const struct probe_row *pr = &probe_rows[c];
+		size_t n_objs = 2000, bad = 0;
+		struct pol_place_box *b = make_boxes(pr->n_boxes, 1, 100000 * MB, 10000 * MBIT);
+		struct pol_place_obj *o = make_objs(n_objs, 1);
+		struct pol_place_result *res;
+		uint32_t probes;
+
+		p.candidates = pr->candidates;
+		probes = pol_place_region_probes((uint32_t)pr->n_boxes, &p);
+		if (probes != pr->expect_probes) {
+			print_error("%s: %u probes\n", pr->name, probes);
+			fail();
+		}
+		assert_int_equal(pol_place_compute(o, n_objs, b, pr->n_boxes, &p, &res), 0);
+		for (size_t i = 0; i < pr->n_boxes; i++) {
+			size_t n;
+			const uint64_t *v = pol_place_box_objs(res, i, &n);
+
+			for (size_t j = 0; j < n; j++)
+				bad += pol_place_probe_rank(v[j], b[i].id_hash) >= probes;
+		}
+		if (bad) {
+			print_error("%s: %zu replicas outside the first buckets\n", pr->name, bad);
+			fail();
+		}
+		pol_place_result_free(res);
+		free(b);
+		free(o);
+	}
+	for (uint64_t obj = 1; obj < 200; obj++) {
+		uint64_t seen = 0, oh = obj * 0x9E3779B97F4A7C15ULL;
+		uint8_t rank[POL_PLACE_BUCKETS];
+
+		pol_place_probe_ranks(oh, rank);
+		for (uint64_t id = 0; id < 100; id++)
+			assert_int_equal(rank[pol_place_bucket(id * 77 + 5)],
+			                 pol_place_probe_rank(oh, id * 77 + 5));
+
+		/* 4096 boxes reach every one of the 64 buckets */
+		for (uint64_t id = 0; id < 4096; id++)
+			seen |= 1ULL << pol_place_probe_rank(oh, id * 77 + 5);
+		assert_true(seen == UINT64_MAX);
+	}
+	assert_int_equal(pol_place_region_probes(0, &p), POL_PLACE_BUCKETS);
+}
+
 static void test_deterministic(void **state)
 {
 	struct pol_place_params p;
@@ -410,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_capacity_respected),
 		cmocka_unit_test(test_placed_replicas_follow_demand),
 		cmocka_unit_test(test_rendezvous_stability),
+		cmocka_unit_test(test_probe_rank_matches_compute),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_bad_params_refused),
 		cmocka_unit_test(test_down_boxes_and_unknown_regions_get_nothing),

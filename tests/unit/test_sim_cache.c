@@ -1,5 +1,6 @@
 /* test_sim_cache: basic behaviour of the simulator's pull-through caches (LRU, LFU,
- * S3-FIFO) and of its map. The simulator is not part of the library unit tests link, so
+ * S3-FIFO), of the operations echos' boxes use on them (remove, adopt, capacity
+ * changes) and of its map. The simulator is not part of the library unit tests link, so
  * its one self-contained source file is compiled in here. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -118,6 +119,87 @@ static void test_capacity_holds(void **state)
 	sim_cache_free(NULL);
 }
 
+/* Bytes of the entries of box that are not ghosts, read from the cache's own arrays. */
+static uint64_t resident_bytes(const struct sim_cache *c, uint32_t box)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i <= c->map.mask; i++) {
+		const struct centry *e;
+
+		if (!c->map.used[i] || (uint32_t)(c->map.keys[i] >> 32) != box)
+			continue;
+		e = &c->e[c->map.vals[i]];
+		if (e->q != Q_GHOST)
+			sum += e->size;
+	}
+	return sum;
+}
+
+/* Remove, adopt and capacity changes mixed with lookups and inserts: removed objects are
+ * gone, adopted ones present, used never exceeds the capacity and always equals the
+ * bytes of the resident entries. */
+static void test_remove_adopt_and_capacity_changes(void **state)
+{
+	uint64_t caps[2] = { 4000, 9000 };
+
+	(void)state;
+	for (int ev = SIM_EVICT_LRU; ev <= SIM_EVICT_S3FIFO; ev++) {
+		struct sim_cache *c = sim_cache_new((enum sim_evict)ev, 2, caps);
+		uint64_t x = 99, cap[2] = { caps[0], caps[1] };
+
+		assert_non_null(c);
+		for (int i = 0; i < 100000; i++) {
+			uint32_t box = (uint32_t)(i % 2), obj, op;
+			uint64_t size;
+
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			obj = (uint32_t)((x >> 33) % 500);
+			op = (uint32_t)(x >> 20) % 16;
+			size = 1 + obj % 300;
+			if (op == 0) {
+				sim_cache_remove(c, box, obj);
+				assert_false(sim_cache_contains(c, box, obj));
+			} else if (op == 1) {
+				cap[box] = (x >> 40) % (caps[box] + 1);
+				sim_cache_set_cap(c, box, cap[box]);
+				assert_int_equal(sim_cache_cap(c, box), cap[box]);
+			} else if (op == 2) {
+				assert_int_equal(sim_cache_adopt(c, box, obj, size), 0);
+				assert_true(size > cap[box] || sim_cache_contains(c, box, obj));
+			} else if (!sim_cache_lookup(c, box, obj)) {
+				assert_int_equal(sim_cache_insert(c, box, obj, size), 0);
+			}
+			assert_true(sim_cache_used(c, box) <= cap[box]);
+			if (i % 997 == 0)
+				assert_int_equal(sim_cache_used(c, box), resident_bytes(c, box));
+		}
+		sim_cache_set_cap(c, 0, 0);
+		assert_int_equal(sim_cache_used(c, 0), 0);
+		assert_int_equal(resident_bytes(c, 0), 0);
+		sim_cache_free(c);
+	}
+}
+
+/* An object a placement dropped (adopted) outlives one-hit wonders in S3-FIFO, while a
+ * plain miss of the same size is the first to go. */
+static void test_adopted_object_outlives_a_scan(void **state)
+{
+	uint64_t cap = 100;
+	struct sim_cache *c = sim_cache_new(SIM_EVICT_S3FIFO, 1, &cap);
+
+	(void)state;
+	assert_int_equal(sim_cache_insert(c, 0, 1, 10), 0);
+	assert_int_equal(sim_cache_adopt(c, 0, 2, 10), 0);
+	for (uint32_t o = 10; o < 30; o++)
+		assert_int_equal(sim_cache_insert(c, 0, o, 10), 0);
+	assert_false(sim_cache_contains(c, 0, 1));
+	assert_true(sim_cache_contains(c, 0, 2));
+	assert_true(sim_cache_remove(c, 0, 2));
+	assert_false(sim_cache_remove(c, 0, 2));
+	sim_cache_free(c);
+}
+
 static void test_map_put_get_delete(void **state)
 {
 	struct sim_map m;
@@ -146,6 +228,8 @@ int main(void)
 		cmocka_unit_test(test_eviction),
 		cmocka_unit_test(test_too_big_is_not_kept),
 		cmocka_unit_test(test_capacity_holds),
+		cmocka_unit_test(test_remove_adopt_and_capacity_changes),
+		cmocka_unit_test(test_adopted_object_outlives_a_scan),
 		cmocka_unit_test(test_map_put_get_delete),
 	};
 	return cmocka_run_group_tests_name("sim_cache", tests, NULL, NULL);
