@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,8 @@ static void usage(FILE *out)
 		"  token (--master KID:HEX | --key KID:HEX) --box ID --path /P\n"
 		"        [--prefix-segments N] [--ttl SECONDS] [--net CIDR]\n"
 		"                            mint a token (exact path, or a directory prefix)\n"
-		"Options: --timeout MS (Redis and HTTP, default 2000), --json, --help, --version\n"
+		"Options: --timeout MS (Redis and HTTP, default 2000), --json, --help, --version,\n"
+		"  -c FILE (defaults for redis.addr, timeout, publish.token_file), -t (check it)\n"
 		"\n"
 		"Exit status: 0 done, 1 runtime failure (e.g. Redis unreachable), 2 usage error.\n");
 }
@@ -160,6 +162,56 @@ static int parse_num(const char *s, double max, double *out)
 	return 0;
 }
 
+/* The optional config file (-c): the defaults every command falls back to. The command
+ * line wins over $ECHOS_REDIS, which wins over the file. */
+struct ctl_conf {
+	char *redis_addr;
+	int64_t timeout_ms;
+	char *token_file;
+};
+
+static const struct ec_cfg_opt ctl_cfg_opts[] = {
+	{ "redis.addr", EC_CFG_ADDR, offsetof(struct ctl_conf, redis_addr), "127.0.0.1:6379", 0,
+	  0, "Redis holding the shared state" },
+	{ "timeout", EC_CFG_DURATION, offsetof(struct ctl_conf, timeout_ms), "2s", 1, 600000,
+	  "Redis and HTTP timeouts" },
+	{ "publish.token_file", EC_CFG_STR, offsetof(struct ctl_conf, token_file), "", 0, 0,
+	  "file holding the origin-shim's publish bearer token" },
+	{ NULL, 0, 0, NULL, 0, 0, NULL },
+};
+
+static struct ctl_conf ctl_conf;
+
+static void free_conf(void)
+{
+	ec_cfg_fini(ctl_cfg_opts, &ctl_conf);
+}
+
+/* Loads -c FILE into conf and applies what the command line and environment left unset.
+ * Returns 0, or 2 after printing every problem. */
+static int load_conf(const char *path, int test_only, struct ctl_conf *conf,
+                     struct ctl_opts *o, int redis_given, int timeout_given)
+{
+	char err[4096];
+
+	if (ec_cfg_defaults(ctl_cfg_opts, conf, err, sizeof err) != 0 ||
+	    (path && ec_cfg_load(ctl_cfg_opts, conf, path, err, sizeof err) != 0)) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	if (test_only) {
+		printf("%s: configuration ok\n", path ? path : "(defaults)");
+		return 0;
+	}
+	if (!redis_given && !(getenv("ECHOS_REDIS") && *getenv("ECHOS_REDIS")))
+		o->redis_addr = conf->redis_addr;
+	if (!timeout_given)
+		o->timeout_ms = conf->timeout_ms;
+	if (!o->token_file && conf->token_file[0])
+		o->token_file = conf->token_file;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -177,7 +229,9 @@ int main(int argc, char **argv)
 		{ "box", required_argument, NULL, 'b' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "prefix-segments", required_argument, NULL, 's' },
-		{ "ttl", required_argument, NULL, 't' },
+		{ "ttl", required_argument, NULL, 'L' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
 		{ "net", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -185,15 +239,17 @@ int main(int argc, char **argv)
 	};
 	struct ctl_opts o = { .redis_addr = "127.0.0.1:6379", .ttl_s = 3600, .limit = 20,
 	                      .expected_rps = -1, .timeout_ms = 2000 };
-	const char *cmd, *arg;
+	const char *cmd, *arg, *conf_path = NULL;
 	double num;
-	int c, rc;
+	int c, rc, test_only = 0, redis_given = 0, timeout_given = 0;
 
 	if (getenv("ECHOS_REDIS") && *getenv("ECHOS_REDIS"))
 		o.redis_addr = getenv("ECHOS_REDIS");
-	while ((c = getopt_long(argc, argv, "r:jw:m:k:b:p:s:t:n:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:jw:m:k:b:p:s:n:c:thV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'r': o.redis_addr = optarg; break;
+		case 'r': o.redis_addr = optarg; redis_given = 1; break;
+		case 'c': conf_path = optarg; break;
+		case 't': test_only = 1; break;
 		case 'j': o.json = 1; break;
 		case 'w': o.window = optarg; break;
 		case 'S': o.service = optarg; break;
@@ -217,19 +273,24 @@ int main(int argc, char **argv)
 			if (parse_num(optarg, 600000, &num) != 0 || num < 1)
 				return fail_usage("--timeout: expected milliseconds, 1 to 600000");
 			o.timeout_ms = (int64_t)num;
+			timeout_given = 1;
 			break;
 		case 'm': o.master = optarg; break;
 		case 'k': o.key = optarg; break;
 		case 'b': o.box = optarg; break;
 		case 'p': o.path = optarg; break;
 		case 's': o.prefix_segments = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 't': o.ttl_s = strtoll(optarg, NULL, 10); break;
+		case 'L': o.ttl_s = strtoll(optarg, NULL, 10); break;
 		case 'n': o.net = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf(PROG " " EC_VERSION "\n"); return 0;
 		default: return fail_usage("unknown option");
 		}
 	}
+	rc = load_conf(conf_path, test_only, &ctl_conf, &o, redis_given, timeout_given);
+	atexit(free_conf); /* o borrows the config's strings until exit */
+	if (rc != 0 || test_only)
+		return rc;
 	if (optind >= argc)
 		return fail_usage("missing COMMAND");
 	cmd = argv[optind];
