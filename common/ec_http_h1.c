@@ -568,13 +568,11 @@ int ec_http_h1_write(struct ec_http_rq *rq, const void *data, size_t len)
 	if (rq->is_chunked) {
 		n = snprintf(hd, sizeof hd, "%zx\r\n", len);
 		if (evbuffer_add(out, hd, (size_t)n) || evbuffer_add(out, data, len) ||
-		    ec_http_out_note(rq->conn, rq, len) || evbuffer_add(out, "\r\n", 2))
+		    evbuffer_add(out, "\r\n", 2))
 			return EC_ENOMEM;
 		return 0;
 	}
-	if (evbuffer_add(out, data, len))
-		return EC_ENOMEM;
-	return ec_http_out_note(rq->conn, rq, len);
+	return evbuffer_add(out, data, len) ? EC_ENOMEM : 0;
 }
 
 int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, uint64_t len)
@@ -583,7 +581,7 @@ int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, ui
 
 	if (evbuffer_add_file_segment(out, seg, 0, (ev_off_t)len) != 0)
 		return EC_EIO;
-	return ec_http_out_note(rq->conn, rq, (size_t)len);
+	return 0;
 }
 
 int ec_http_h1_end(struct ec_http_rq *rq)

@@ -3,8 +3,6 @@
  * in-memory, file (respond_fd), async streaming with backpressure, delayed, redirect.
  * Not a daemon: no config file; everything comes from the command line. */
 #include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,17 +16,12 @@
 #include "ec_log.h"
 #include "ec_metrics.h"
 
-#define TSRV_FILES 8 /* file sizes kept open for /file */
-
 struct tsrv {
 	struct event_base *base;
 	struct ec_http_server *http;
 	struct ec_metrics *metrics;
 	struct event *ev_term, *ev_int, *ev_check;
 	uint64_t handler_calls, closed_ok, closed_gone;
-	uint64_t body_sent;  /* ec_http_req_body_sent summed over closed requests */
-	struct { long size; int fd; } files[TSRV_FILES]; /* unlinked, fd -1: empty */
-	unsigned files_next;
 };
 
 /* async work for /slow and /stream; freed in its request's close callback */
@@ -66,9 +59,6 @@ static void on_req_close(struct ec_http_req *req, void *arg, int completed)
 {
 	struct tsrv *t = arg;
 
-	/* /stats answers are left out, so a client can take exact differences */
-	if (strcmp(req->path, "/stats") != 0)
-		t->body_sent += ec_http_req_body_sent(req);
 	if (completed)
 		t->closed_ok++;
 	else
@@ -106,47 +96,6 @@ static int file_make(long size)
 		done += n;
 	}
 	return fd;
-}
-
-/* Returns a new descriptor (the caller's) of a file of `size` pattern bytes. Files are
- * made once per size and reopened for each request, as a cache would serve them. */
-static int file_open(struct tsrv *t, long size)
-{
-	char path[64];
-	unsigned i;
-	int fd;
-
-	for (i = 0; i < TSRV_FILES; i++)
-		if (t->files[i].fd >= 0 && t->files[i].size == size)
-			break;
-	if (i == TSRV_FILES) {
-		i = t->files_next++ % TSRV_FILES;
-		if (t->files[i].fd >= 0)
-			close(t->files[i].fd);
-		t->files[i].fd = file_make(size);
-		t->files[i].size = size;
-		if (t->files[i].fd < 0)
-			return -1;
-	}
-	snprintf(path, sizeof path, "/proc/self/fd/%d", t->files[i].fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd >= 0 ? fd : dup(t->files[i].fd);
-}
-
-/* VmRSS of this process in KiB, or -1 */
-static long rss_kib(void)
-{
-	char line[256];
-	long kib = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			kib = strtol(line + 6, NULL, 10);
-	fclose(f);
-	return kib;
 }
 
 static void stream_step(struct job *j);
@@ -252,7 +201,7 @@ static void on_request(struct ec_http_req *req, void *arg)
 		long off = query_num(req->query, "off", 0);
 		int fd;
 		ec_http_req_on_close(req, on_req_close, t);
-		if (size < 0 || off < 0 || off > size || (fd = file_open(t, size)) < 0) {
+		if (size < 0 || off < 0 || off > size || (fd = file_make(size)) < 0) {
 			ec_http_respond(req, 500, text_hdr, 1, "no file\n", 8);
 			return;
 		}
@@ -281,18 +230,14 @@ static void on_request(struct ec_http_req *req, void *arg)
 		}
 		event_add(j->ev, &tv);
 	} else if (strcmp(p, "/stats") == 0) {
-		struct mallinfo2 mi = mallinfo2();
-		char body[448];
+		char body[256];
 		int n = snprintf(body, sizeof body,
 		                 "{\"conns\": %zu, \"inflight\": %zu, \"handler_calls\": %llu, "
-		                 "\"closed_ok\": %llu, \"closed_gone\": %llu, "
-		                 "\"body_sent\": %llu, \"rss_kib\": %ld, \"heap_kib\": %zu}\n",
+		                 "\"closed_ok\": %llu, \"closed_gone\": %llu}\n",
 		                 ec_http_server_conns(t->http), ec_http_server_inflight(t->http),
 		                 (unsigned long long)t->handler_calls,
 		                 (unsigned long long)t->closed_ok,
-		                 (unsigned long long)t->closed_gone,
-		                 (unsigned long long)t->body_sent, rss_kib(),
-		                 (mi.uordblks + mi.hblkhd) / 1024);
+		                 (unsigned long long)t->closed_gone);
 		ec_http_req_on_close(req, on_req_close, t);
 		ec_http_respond(req, 200, NULL, 0, body, (size_t)n);
 	} else if (strcmp(p, "/metrics") == 0) {
@@ -362,8 +307,6 @@ int main(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	memset(&t, 0, sizeof t);
-	for (i = 0; i < TSRV_FILES; i++)
-		t.files[i].fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	ec_log_open("ec_http_testsrv", EC_LOG_INFO);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -429,9 +372,6 @@ int main(int argc, char **argv)
 	event_add(t.ev_int, NULL);
 	event_base_dispatch(t.base);
 	ec_http_server_free(t.http);
-	for (i = 0; i < TSRV_FILES; i++)
-		if (t.files[i].fd >= 0)
-			close(t.files[i].fd);
 	if (t.ev_check)
 		event_free(t.ev_check);
 	event_free(t.ev_term);
