@@ -10,6 +10,7 @@
 
 #include "ec_cfg.h"
 #include "ec_http.h"
+#include "ec_svc.h"
 #include "ec_token.h"
 #include "edge_pace.h"
 #include "edge_store.h"
@@ -56,12 +57,16 @@ struct edge_conf {
 	int64_t prefetch_interval_ms; /* how often assignments / popularity are read */
 	int64_t prefetch_window_ms; /* popularity: sum of this many recent minutes */
 	int64_t prefetch_top;       /* popularity: most popular objects considered */
+	struct ec_cfg_list service; /* "NAME=/prefix/": accounting breakdown by service */
 	int log_level;              /* enum ec_log_level */
 
 	/* derived by edge_conf_load, not keys */
 	struct ec_token_keyring keys;
 	char redis_host[256];
 	int redis_port;
+	struct ec_svc_map services;   /* parsed `service` items; [0] is "default" */
+	const char *acct_region;      /* region of the box's counters: box.region, "_" when
+	                               * empty, "_other" when not an accounting name */
 };
 
 extern const struct ec_cfg_opt edge_conf_opts[];
@@ -76,7 +81,8 @@ void edge_conf_fini(struct edge_conf *conf);
 
 /* --- counters shared by serve, fill, heartbeat and metrics ---------------------------- */
 
-enum edge_acct {                /* accounting deltas flushed to Redis (docs/redis.md) */
+enum edge_acct {                /* accounting deltas flushed to Redis (docs/redis.md); all
+                                 * but prefetch bytes also per service and for the region */
 	EDGE_ACCT_BYTES = 0,    /* box.bytes and box.<id>.bytes */
 	EDGE_ACCT_REQS,         /* box.reqs and box.<id>.reqs */
 	EDGE_ACCT_HITS,
@@ -177,6 +183,7 @@ struct edge_reqctx {
 	struct edge_pace_waiter pace_w; /* paced hit: waiting for egress tokens */
 	char path[EDGE_STORE_PATH_MAX + 1]; /* the object path, token stripped */
 	size_t path_len;
+	size_t svc;                     /* conf.services index of path (accounting) */
 };
 
 /* The viewer listener's request handler (ec_http_handler). arg: struct edge_server. */
@@ -231,8 +238,14 @@ void edge_hb_free(struct edge_hb *hb);
 /* Sends a heartbeat now (e.g. the last one, with status draining). */
 void edge_hb_beat(struct edge_hb *hb);
 int edge_hb_is_draining(const struct edge_hb *hb);
-/* Adds a finished response to the accounting. */
-void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n);
+/* Adds to the accounting: the box's totals, its region's and those of service `svc`
+ * (an index of conf.services, as edge_service() returns it). */
+void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n, size_t svc);
+/* The conf.services index of an object path (0: "default"). */
+static inline size_t edge_service(const struct edge_server *srv, const char *path, size_t len)
+{
+	return ec_svc_map_match(&srv->conf.services, path, len);
+}
 /* The Redis link came (back) up: the inventory set is rewritten at the next beat. */
 void edge_hb_redis_up(struct edge_hb *hb);
 

@@ -72,6 +72,9 @@ const struct ec_cfg_opt edge_conf_opts[] = {
 	  "popularity: requests summed over this many recent minutes" },
 	{ "prefetch.top", EC_CFG_INT, O(prefetch_top), "100", 1, 10000,
 	  "popularity: the region's most requested objects considered per minute" },
+	{ "service", EC_CFG_LIST, O(service), NULL, 0, 0,
+	  "NAME=/prefix/: counts responses under the service with the longest matching "
+	  "prefix (else \"default\"); repeat, at most 64" },
 	{ "log.level", EC_CFG_LEVEL, O(log_level), "info", 0, 0, "debug, info, warn or error" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
 };
@@ -183,6 +186,14 @@ static void conf_check(struct edge_conf *c, const char *file, char *err, size_t 
 	if (c->heartbeat_ttl_ms <= c->heartbeat_interval_ms)
 		add_err(err, errlen, file, "heartbeat.ttl",
 		        "expected more than heartbeat.interval, got %s", "less");
+	ec_svc_map_init(&c->services);
+	for (size_t i = 0; i < c->service.n; i++) {
+		if (ec_svc_map_add(&c->services, c->service.items[i], e, sizeof e) != 0)
+			add_err(err, errlen, file, "service", "%s, got \"%.64s\"", e,
+			        c->service.items[i]);
+	}
+	/* the box's own region scopes all its counters (docs/redis.md) */
+	c->acct_region = c->box_region[0] ? ec_svc_scope_name(c->box_region) : EC_SVC_UNPLACED;
 	memset(&c->keys, 0, sizeof c->keys);
 	if (c->token_keys.n == 0)
 		add_err(err, errlen, file, "token.key",

@@ -45,6 +45,7 @@ struct edge_fill {
 	char errbuf[CURL_ERROR_SIZE];
 	char path[EDGE_STORE_PATH_MAX + 1];
 	size_t path_len;
+	size_t svc;                       /* conf.services index of path (accounting) */
 	int64_t start_us;
 
 	/* background fill (prefetch) */
@@ -596,10 +597,10 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *arg)
 	f->received += len;
 	if (f->is_prefetch) {
 		ec_metric_add(srv->m.prefetch_bytes, (double)len);
-		edge_hb_account(srv, EDGE_ACCT_PREFETCH_BYTES, len);
+		edge_hb_account(srv, EDGE_ACCT_PREFETCH_BYTES, len, f->svc);
 	} else {
 		ec_metric_add(srv->m.fill_bytes, (double)len);
-		edge_hb_account(srv, EDGE_ACCT_FILL_BYTES, len);
+		edge_hb_account(srv, EDGE_ACCT_FILL_BYTES, len, f->svc);
 	}
 	if (f->w) {
 		rc = edge_store_write(f->w, data, len);
@@ -869,6 +870,7 @@ static struct edge_fill *fill_new(struct edge_fills *fs, const char *path, size_
 	memcpy(f->path, path, len);
 	f->path[len] = '\0';
 	f->path_len = len;
+	f->svc = edge_service(srv, path, len);
 	f->content_length = -1;
 	f->start_us = ec_now_us();
 	f->md = EVP_MD_CTX_new();

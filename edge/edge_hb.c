@@ -1,6 +1,7 @@
 /* edge_hb: the heartbeat and the offload accounting, one Redis pipeline per interval
- * (keys in docs/redis.md). Accounting deltas leave the pending totals only when Redis
- * acknowledged them, so an outage delays counts but loses none. Also reads the drain flag
+ * (keys in docs/redis.md), with the box's region and each service as breakdowns.
+ * Accounting deltas leave the pending totals only when Redis acknowledged them, so an
+ * outage delays counts but loses none. Also reads the drain flag
  * and keeps the box's inventory set (echos:inv:{<box>}) in step with the store: changes
  * are sent with each beat, and the whole set is rewritten after a (re)connect.
  * Owns its timer, the pending deltas and inventory changes; never blocks on a reply. */
@@ -17,7 +18,6 @@
 #include "ec_log.h"
 #include "ec_redis.h"
 #include "ec_time.h"
-#include "ec_time.h"
 #include "edge.h"
 
 #define HB_MAGIC 0x45484254u /* "EHBT" */
@@ -25,21 +25,37 @@
 #define INV_PENDING_MAX 10000   /* queued inventory changes; more → rewrite the whole set */
 #define INV_BATCH 512           /* members per SADD / SREM */
 
-/* The accounting fields, in the order of acct_fields[]. */
+/* The unscoped accounting fields, first in hb->fields. */
 enum hb_field {
 	HB_BOX_BYTES = 0, HB_BOX_REQS, HB_ID_BYTES, HB_ID_REQS, HB_HITS, HB_MISSES,
 	HB_FILL_BYTES, HB_PREFETCH_BYTES, HB_FIELD_COUNT_
 };
 
+/* Then, per scope (the region, then each service of conf.services), the base fields the
+ * readers break down (common/ec_acct.c): "<scope>box.bytes" and so on. */
+enum hb_scoped { HB_S_BYTES = 0, HB_S_REQS, HB_S_HITS, HB_S_MISSES, HB_S_FILL_BYTES,
+	HB_SCOPED_COUNT_ };
+static const char *const hb_scoped_names[HB_SCOPED_COUNT_] = {
+	"box.bytes", "box.reqs", "box.hits", "box.misses", "box.fill_bytes",
+};
+
 enum hb_bucket { HB_TOTAL = 0, HB_MINUTE, HB_BUCKET_COUNT_ };
+
+/* "region." + 32 + "." + "box.fill_bytes", or "box." + a 63-byte id + ".bytes" */
+#define HB_FIELD_NAME_MAX 96
+
+struct hb_acct_field {
+	char name[HB_FIELD_NAME_MAX];
+	uint64_t pending[HB_BUCKET_COUNT_]; /* not yet acknowledged */
+};
 
 struct edge_hb {
 	unsigned magic;
 	struct edge_server *srv;      /* borrowed */
 	struct event *ev_timer;
 	int is_draining;              /* echos:ctl:{id} drain = 1 */
-	char fields[HB_FIELD_COUNT_][EC_TOKEN_BOX_MAX + 32];
-	uint64_t pending[HB_BUCKET_COUNT_][HB_FIELD_COUNT_]; /* not yet acknowledged */
+	struct hb_acct_field *fields;  /* owned: HB_FIELD_COUNT_, then the scoped ones */
+	size_t n_fields;
 	uint64_t last_egress_bytes;
 	int64_t last_beat_ms;         /* monotonic */
 	uint64_t egress_bps;
@@ -60,38 +76,53 @@ struct hb_inv_op {
 struct hb_incr {
 	struct edge_hb *hb;
 	enum hb_bucket bucket;
-	enum hb_field field;
+	size_t field;                 /* index in hb->fields */
 	uint64_t n;
 };
 
-void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n)
+/* Index of the scoped field k of scope `scope` (0: the region, 1 + i: service i). */
+static size_t hb_scoped_index(size_t scope, enum hb_scoped k)
+{
+	return HB_FIELD_COUNT_ + scope * HB_SCOPED_COUNT_ + (size_t)k;
+}
+
+static void hb_add(struct edge_hb *hb, size_t field, uint64_t n)
+{
+	EC_ASSERT(field < hb->n_fields);
+	hb->fields[field].pending[HB_TOTAL] += n;
+	hb->fields[field].pending[HB_MINUTE] += n;
+}
+
+void edge_hb_account(struct edge_server *srv, enum edge_acct what, uint64_t n, size_t svc)
 {
 	struct edge_hb *hb = srv->hb;
-	static const int map[EDGE_ACCT_COUNT_][2] = {
-		[EDGE_ACCT_BYTES] = { HB_BOX_BYTES, HB_ID_BYTES },
-		[EDGE_ACCT_REQS] = { HB_BOX_REQS, HB_ID_REQS },
-		[EDGE_ACCT_HITS] = { HB_HITS, -1 },
-		[EDGE_ACCT_MISSES] = { HB_MISSES, -1 },
-		[EDGE_ACCT_FILL_BYTES] = { HB_FILL_BYTES, -1 },
-		[EDGE_ACCT_PREFETCH_BYTES] = { HB_PREFETCH_BYTES, -1 },
+	static const int map[EDGE_ACCT_COUNT_][3] = { /* base, per box, scoped */
+		[EDGE_ACCT_BYTES] = { HB_BOX_BYTES, HB_ID_BYTES, HB_S_BYTES },
+		[EDGE_ACCT_REQS] = { HB_BOX_REQS, HB_ID_REQS, HB_S_REQS },
+		[EDGE_ACCT_HITS] = { HB_HITS, -1, HB_S_HITS },
+		[EDGE_ACCT_MISSES] = { HB_MISSES, -1, HB_S_MISSES },
+		[EDGE_ACCT_FILL_BYTES] = { HB_FILL_BYTES, -1, HB_S_FILL_BYTES },
+		[EDGE_ACCT_PREFETCH_BYTES] = { HB_PREFETCH_BYTES, -1, -1 },
 	};
 
 	srv->stats.acct[what] += n;
-	if (!hb)
+	if (!hb || n == 0)
 		return;
-	for (int i = 0; i < 2; i++) {
-		if (map[what][i] < 0)
-			continue;
-		hb->pending[HB_TOTAL][map[what][i]] += n;
-		hb->pending[HB_MINUTE][map[what][i]] += n;
-	}
+	hb_add(hb, (size_t)map[what][0], n);
+	if (map[what][1] >= 0)
+		hb_add(hb, (size_t)map[what][1], n);
+	if (map[what][2] < 0)
+		return;
+	EC_ASSERT(svc < srv->conf.services.n);
+	hb_add(hb, hb_scoped_index(0, (enum hb_scoped)map[what][2]), n);
+	hb_add(hb, hb_scoped_index(1 + svc, (enum hb_scoped)map[what][2]), n);
 }
 
 static void on_incr_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
 {
 	struct hb_incr *in = arg;
 	if (!reply || reply->type != REDIS_REPLY_INTEGER)
-		in->hb->pending[in->bucket][in->field] += in->n; /* next flush retries it */
+		in->hb->fields[in->field].pending[in->bucket] += in->n; /* next flush retries it */
 	free(in);
 }
 
@@ -105,22 +136,22 @@ static void hb_flush_acct(struct edge_hb *hb, int64_t wall_ms)
 	snprintf(keys[HB_MINUTE], sizeof keys[HB_MINUTE], "echos:acct:m:%" PRId64,
 	         wall_ms / 60000);
 	for (int b = 0; b < HB_BUCKET_COUNT_; b++) {
-		for (int f = 0; f < HB_FIELD_COUNT_; f++) {
+		for (size_t f = 0; f < hb->n_fields; f++) {
 			struct hb_incr *in;
 			const char *argv[4];
 			size_t argl[4];
-			uint64_t n = hb->pending[b][f];
+			uint64_t n = hb->fields[f].pending[b];
 
 			if (n == 0)
 				continue;
 			in = malloc(sizeof *in);
 			if (!in)
 				return;
-			*in = (struct hb_incr){ hb, (enum hb_bucket)b, (enum hb_field)f, n };
+			*in = (struct hb_incr){ hb, (enum hb_bucket)b, f, n };
 			snprintf(num, sizeof num, "%" PRIu64, n);
 			argv[0] = "HINCRBY";
 			argv[1] = keys[b];
-			argv[2] = hb->fields[f];
+			argv[2] = hb->fields[f].name;
 			argv[3] = num;
 			for (int i = 0; i < 4; i++)
 				argl[i] = strlen(argv[i]);
@@ -128,7 +159,7 @@ static void hb_flush_acct(struct edge_hb *hb, int64_t wall_ms)
 				free(in);
 				return; /* link down: everything stays pending */
 			}
-			hb->pending[b][f] -= n;
+			hb->fields[f].pending[b] -= n;
 			if (b == HB_MINUTE)
 				sent_minute = 1;
 		}
@@ -407,25 +438,54 @@ static void on_hb_timer(evutil_socket_t fd, short what, void *arg)
 	edge_hb_beat(arg);
 }
 
+/* Names every accounting field: the unscoped ones, then region.<r>.* and svc.<s>.* for
+ * the region and each configured service. Returns 0 or EC_ENOMEM. */
+static int hb_fields_init(struct edge_hb *hb)
+{
+	const struct edge_conf *c = &hb->srv->conf;
+	static const char *const base[HB_FIELD_COUNT_] = {
+		[HB_BOX_BYTES] = "box.bytes", [HB_BOX_REQS] = "box.reqs",
+		[HB_HITS] = "box.hits", [HB_MISSES] = "box.misses",
+		[HB_FILL_BYTES] = "box.fill_bytes", [HB_PREFETCH_BYTES] = "box.prefetch_bytes",
+	};
+	size_t n_scopes = 1 + c->services.n;
+
+	hb->n_fields = HB_FIELD_COUNT_ + n_scopes * HB_SCOPED_COUNT_;
+	hb->fields = calloc(hb->n_fields, sizeof *hb->fields);
+	if (!hb->fields)
+		return EC_ENOMEM;
+	for (size_t f = 0; f < HB_FIELD_COUNT_; f++)
+		snprintf(hb->fields[f].name, sizeof hb->fields[f].name, "%s", base[f] ? base[f] : "");
+	snprintf(hb->fields[HB_ID_BYTES].name, HB_FIELD_NAME_MAX, "box.%s.bytes", c->box_id);
+	snprintf(hb->fields[HB_ID_REQS].name, HB_FIELD_NAME_MAX, "box.%s.reqs", c->box_id);
+	for (size_t s = 0; s < n_scopes; s++) {
+		for (size_t k = 0; k < HB_SCOPED_COUNT_; k++)
+			snprintf(hb->fields[hb_scoped_index(s, (enum hb_scoped)k)].name,
+			         HB_FIELD_NAME_MAX, "%s.%s.%s", s == 0 ? "region" : "svc",
+			         s == 0 ? c->acct_region : c->services.svc[s - 1].name,
+			         hb_scoped_names[k]);
+	}
+	if (c->box_region[0] && strcmp(c->acct_region, c->box_region) != 0)
+		ec_log_warn("box.region \"%s\" is not an accounting name ([A-Za-z0-9_-]{1,32}); "
+		            "counting its traffic under region %s", c->box_region,
+		            c->acct_region);
+	return 0;
+}
+
 struct edge_hb *edge_hb_new(struct edge_server *srv)
 {
 	struct edge_hb *hb = calloc(1, sizeof *hb);
 	struct timeval tv;
-	const char *id = srv->conf.box_id;
 
 	if (!hb)
 		return NULL;
 	hb->magic = HB_MAGIC;
 	hb->srv = srv;
 	hb->inv_ver = (uint64_t)ec_wall_ms() * 1000; /* distinct across restarts */
-	snprintf(hb->fields[HB_BOX_BYTES], sizeof hb->fields[0], "box.bytes");
-	snprintf(hb->fields[HB_BOX_REQS], sizeof hb->fields[0], "box.reqs");
-	snprintf(hb->fields[HB_ID_BYTES], sizeof hb->fields[0], "box.%s.bytes", id);
-	snprintf(hb->fields[HB_ID_REQS], sizeof hb->fields[0], "box.%s.reqs", id);
-	snprintf(hb->fields[HB_HITS], sizeof hb->fields[0], "box.hits");
-	snprintf(hb->fields[HB_MISSES], sizeof hb->fields[0], "box.misses");
-	snprintf(hb->fields[HB_FILL_BYTES], sizeof hb->fields[0], "box.fill_bytes");
-	snprintf(hb->fields[HB_PREFETCH_BYTES], sizeof hb->fields[0], "box.prefetch_bytes");
+	if (hb_fields_init(hb) != 0) {
+		edge_hb_free(hb);
+		return NULL;
+	}
 	hb->inv_resync = 1;
 	edge_store_on_change(srv->store, on_store_change, hb);
 	hb->ev_timer = event_new(srv->base, -1, EV_PERSIST, on_hb_timer, hb);
@@ -449,6 +509,7 @@ void edge_hb_free(struct edge_hb *hb)
 		event_free(hb->ev_timer);
 	inv_ops_clear(hb);
 	free(hb->inv_ops);
+	free(hb->fields);
 	hb->magic = 0;
 	free(hb);
 }

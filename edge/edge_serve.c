@@ -132,7 +132,7 @@ static void on_req_close(struct ec_http_req *req, void *arg, int completed)
 	 * far it got. */
 	if (bytes) {
 		ec_metric_add(srv->m.bytes_served, (double)bytes);
-		edge_hb_account(srv, EDGE_ACCT_BYTES, bytes);
+		edge_hb_account(srv, EDGE_ACCT_BYTES, bytes, ctx->svc);
 		/* streamed bodies were counted for egress as they were written */
 		if (!ctx->is_streaming && ctx->hit_fd < 0 && !ctx->hit_buf && !ctx->stream_written)
 			srv->stats.egress_bytes += bytes;
@@ -145,13 +145,13 @@ static void on_req_close(struct ec_http_req *req, void *arg, int completed)
 	ctx->hit_buf = NULL;
 	edge_pace_cancel(srv->pace, &ctx->pace_w);
 	if (ctx->status && ctx->status < 400) {
-		edge_hb_account(srv, EDGE_ACCT_REQS, 1);
+		edge_hb_account(srv, EDGE_ACCT_REQS, 1, ctx->svc);
 		if (ctx->result == EDGE_RESULT_HIT) {
 			srv->stats.hits++;
-			edge_hb_account(srv, EDGE_ACCT_HITS, 1);
+			edge_hb_account(srv, EDGE_ACCT_HITS, 1, ctx->svc);
 		} else if (ctx->result == EDGE_RESULT_MISS) {
 			srv->stats.misses++;
-			edge_hb_account(srv, EDGE_ACCT_MISSES, 1);
+			edge_hb_account(srv, EDGE_ACCT_MISSES, 1, ctx->svc);
 		}
 	}
 	ctx->req = NULL;
@@ -453,6 +453,7 @@ static const char *serve_split_path(const char *p, size_t len, const char **tok,
 	memcpy(ctx->path, obj, objlen);
 	ctx->path[objlen] = '\0';
 	ctx->path_len = objlen;
+	ctx->svc = edge_service(ctx->srv, obj, objlen);
 	return NULL;
 }
 

@@ -1,5 +1,6 @@
 /* shim_acct: per-kind byte and request counters of the shim, exposed to Prometheus and
  * flushed to Redis by one thread with a synchronous hiredis link (requests never wait).
+ * The per-service and per-region deltas sit in fixed tables under one short lock.
  * Owns the flusher thread and its Redis connection. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -14,7 +15,9 @@
 #include "ec_log.h"
 #include "ec_metrics.h"
 #include "ec_redis.h"
+#include "ec_svc.h"
 #include "ec_time.h"
+#include "ec_topo.h"
 #include "shim_acct.h"
 
 #define ACCT_MAGIC 0x2ac7f00du
@@ -38,6 +41,19 @@ static const char *const acct_field_names[ACCT_NFIELDS] = {
 };
 
 static const char *const acct_kind_names[SHIM_KIND_N_] = { "fallback", "fill", "prefetch" };
+
+/* Regions are the viewer's: they get the fallback fields only (fills are not viewers). */
+#define ACCT_REGION_NFIELDS (ACCT_FALLBACK_REQS + 1)
+/* HINCRBYs of one flush at most (total and minute for every field), plus the EXPIRE */
+#define ACCT_SLOTS_MAX (2 * (ACCT_NFIELDS * (2 + EC_SVC_MAX) + \
+                             ACCT_REGION_NFIELDS * EC_SVC_TAB_MAX) + 1)
+
+/* One scope's deltas: pending under scope_lock, unsent by the flusher thread only. */
+struct acct_scope {
+	uint64_t pending[ACCT_NFIELDS];
+	uint64_t unsent_total[ACCT_NFIELDS];
+	uint64_t unsent_minute[ACCT_NFIELDS];
+};
 
 /* Status label values: a fixed set, so the series count is bounded by code. */
 static const char *const acct_codes[] = {
@@ -64,6 +80,15 @@ struct shim_acct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	int is_stopping;           /* under lock */
+	/* breakdowns (docs/redis.md): services by index of *services, regions by slot of
+	 * `regions`; pending counts and region names under scope_lock */
+	const struct ec_svc_map *services; /* borrowed */
+	const struct ec_topo *topo;        /* borrowed; NULL: every viewer in "_" */
+	pthread_mutex_t scope_lock;
+	struct acct_scope svc[EC_SVC_MAX + 1];
+	struct acct_scope region[EC_SVC_TAB_MAX];
+	struct ec_svc_tab regions;
+	uint64_t *flush_slot[ACCT_SLOTS_MAX]; /* flusher thread only */
 };
 
 const char *shim_kind_name(enum shim_kind kind)
@@ -93,8 +118,13 @@ static size_t acct_code_index(unsigned status)
 }
 
 void shim_acct_count(struct shim_acct *a, enum shim_kind kind, unsigned status,
-                     uint64_t body_bytes)
+                     uint64_t body_bytes, const char *target, const struct sockaddr *client)
 {
+	enum acct_field fb, fr;
+	const struct ec_topo_loc *loc = NULL;
+	const char *region = EC_SVC_UNPLACED;
+	size_t svc = 0, slot;
+
 	EC_ASSERT((unsigned)kind < SHIM_KIND_N_);
 	ec_metric_add_atomic(a->bytes[kind], (double)body_bytes);
 	ec_metric_add_atomic(a->reqs[kind][acct_code_index(status)], 1);
@@ -102,18 +132,34 @@ void shim_acct_count(struct shim_acct *a, enum shim_kind kind, unsigned status,
 		return;
 	switch (kind) {
 	case SHIM_KIND_FALLBACK:
-		atomic_fetch_add(&a->pending[ACCT_FALLBACK_BYTES], body_bytes);
-		atomic_fetch_add(&a->pending[ACCT_FALLBACK_REQS], 1);
+		fb = ACCT_FALLBACK_BYTES, fr = ACCT_FALLBACK_REQS;
 		break;
 	case SHIM_KIND_FILL:
-		atomic_fetch_add(&a->pending[ACCT_FILL_BYTES], body_bytes);
-		atomic_fetch_add(&a->pending[ACCT_FILL_REQS], 1);
+		fb = ACCT_FILL_BYTES, fr = ACCT_FILL_REQS;
 		break;
 	default:
-		atomic_fetch_add(&a->pending[ACCT_PREFETCH_BYTES], body_bytes);
-		atomic_fetch_add(&a->pending[ACCT_PREFETCH_REQS], 1);
+		fb = ACCT_PREFETCH_BYTES, fr = ACCT_PREFETCH_REQS;
 		break;
 	}
+	atomic_fetch_add(&a->pending[fb], body_bytes);
+	atomic_fetch_add(&a->pending[fr], 1);
+	if (target != NULL)
+		svc = ec_svc_map_match(a->services, target, strcspn(target, "?"));
+	if (kind == SHIM_KIND_FALLBACK && a->topo != NULL && client != NULL)
+		loc = ec_topo_lookup(a->topo, client);
+	if (loc != NULL)
+		region = loc->region;
+	pthread_mutex_lock(&a->scope_lock);
+	a->svc[svc].pending[fb] += body_bytes;
+	a->svc[svc].pending[fr] += 1;
+	if (kind == SHIM_KIND_FALLBACK) {
+		/* a topology name that is not an accounting name, or one past the table's
+		 * bound, is counted under "_other" */
+		slot = ec_svc_tab_slot(&a->regions, region, strlen(region));
+		a->region[slot].pending[fb] += body_bytes;
+		a->region[slot].pending[fr] += 1;
+	}
+	pthread_mutex_unlock(&a->scope_lock);
 }
 
 /* Logs the start of an outage, once. */
@@ -155,6 +201,43 @@ static void acct_append_hincrby(redisContext *c, const char *key, const char *fi
 	redisAppendCommand(c, "HINCRBY %s %s %s", key, field, v);
 }
 
+/* Moves one scope's pending deltas (the first nfields) into its unsent ones. The caller
+ * holds scope_lock. Returns 1 if anything is left to send. */
+static int acct_scope_take(struct acct_scope *sc, size_t nfields)
+{
+	int has_any = 0;
+
+	for (size_t i = 0; i < nfields; i++) {
+		sc->unsent_total[i] += sc->pending[i];
+		sc->unsent_minute[i] += sc->pending[i];
+		sc->pending[i] = 0;
+		has_any |= sc->unsent_total[i] != 0 || sc->unsent_minute[i] != 0;
+	}
+	return has_any;
+}
+
+/* Appends the HINCRBYs of one scope ("svc.vod." ...; "" for the unscoped fields) and
+ * records where each reply's delta lives. */
+static void acct_append_scope(struct shim_acct *a, const char *mkey, const char *scope,
+                              uint64_t *total, uint64_t *minute, size_t nfields, size_t *n)
+{
+	char field[96];
+
+	for (size_t i = 0; i < nfields; i++) {
+		if (total[i] == 0 && minute[i] == 0)
+			continue;
+		snprintf(field, sizeof field, "%s%s", scope, acct_field_names[i]);
+		if (total[i] != 0) {
+			acct_append_hincrby(a->redis, ACCT_TOTAL_KEY, field, total[i]);
+			a->flush_slot[(*n)++] = &total[i];
+		}
+		if (minute[i] != 0) {
+			acct_append_hincrby(a->redis, mkey, field, minute[i]);
+			a->flush_slot[(*n)++] = &minute[i];
+		}
+	}
+}
+
 /* Moves the pending deltas into the unsent ones and sends them all in one pipeline:
  * HINCRBY into the total and the current minute, then EXPIRE the minute. Each reply that
  * says OK clears its own delta, so a failure part way re-sends only what may be missing.
@@ -162,9 +245,9 @@ static void acct_append_hincrby(redisContext *c, const char *key, const char *fi
  * counts that delta twice; at-least-once is the trade for never losing an outage's counts. */
 static void acct_flush(struct shim_acct *a)
 {
-	char mkey[64], why[256] = "";
-	uint64_t *slot[2 * ACCT_NFIELDS + 1];
-	size_t n = 0, ok = 0;
+	char mkey[64], why[256] = "", scope[EC_ACCT_SCOPE_NAME_MAX + 16];
+	uint64_t **slot = a->flush_slot;
+	size_t n = 0, ok = 0, n_regions;
 	int has_any = 0, has_io_error = 0;
 	redisReply *r;
 
@@ -174,6 +257,13 @@ static void acct_flush(struct shim_acct *a)
 		a->unsent_minute[i] += d;
 		has_any |= a->unsent_total[i] != 0 || a->unsent_minute[i] != 0;
 	}
+	pthread_mutex_lock(&a->scope_lock);
+	for (size_t s = 0; s < a->services->n; s++)
+		has_any |= acct_scope_take(&a->svc[s], ACCT_NFIELDS);
+	n_regions = a->regions.n; /* names below n are written once, before n grows */
+	for (size_t s = 0; s < n_regions; s++)
+		has_any |= acct_scope_take(&a->region[s], ACCT_REGION_NFIELDS);
+	pthread_mutex_unlock(&a->scope_lock);
 	if (a->redis == NULL && acct_connect(a, why, sizeof why) != 0) {
 		acct_outage(a, why);
 		return;
@@ -181,20 +271,20 @@ static void acct_flush(struct shim_acct *a)
 	if (!has_any)
 		return;
 	snprintf(mkey, sizeof mkey, "echos:acct:m:%" PRId64, ec_wall_ms() / 60000);
-	for (size_t i = 0; i < ACCT_NFIELDS; i++) {
-		if (a->unsent_total[i] != 0) {
-			acct_append_hincrby(a->redis, ACCT_TOTAL_KEY, acct_field_names[i],
-			                    a->unsent_total[i]);
-			slot[n++] = &a->unsent_total[i];
-		}
-		if (a->unsent_minute[i] != 0) {
-			acct_append_hincrby(a->redis, mkey, acct_field_names[i],
-			                    a->unsent_minute[i]);
-			slot[n++] = &a->unsent_minute[i];
-		}
+	acct_append_scope(a, mkey, "", a->unsent_total, a->unsent_minute, ACCT_NFIELDS, &n);
+	for (size_t s = 0; s < a->services->n; s++) {
+		snprintf(scope, sizeof scope, "svc.%s.", a->services->svc[s].name);
+		acct_append_scope(a, mkey, scope, a->svc[s].unsent_total, a->svc[s].unsent_minute,
+		                  ACCT_NFIELDS, &n);
+	}
+	for (size_t s = 0; s < n_regions; s++) {
+		snprintf(scope, sizeof scope, "region.%s.", a->regions.names[s]);
+		acct_append_scope(a, mkey, scope, a->region[s].unsent_total,
+		                  a->region[s].unsent_minute, ACCT_REGION_NFIELDS, &n);
 	}
 	redisAppendCommand(a->redis, "EXPIRE %s %d", mkey, ACCT_MINUTE_TTL_S);
 	slot[n++] = NULL;
+	EC_ASSERT(n <= ACCT_SLOTS_MAX);
 
 	for (size_t i = 0; i < n; i++) {
 		if (redisGetReply(a->redis, (void **)&r) != REDIS_OK || r == NULL) {
@@ -272,8 +362,9 @@ static int acct_register(struct shim_acct *a, struct ec_metrics *m)
 	return 0;
 }
 
-struct shim_acct *shim_acct_new(struct ec_metrics *m, const char *redis_addr, char *err,
-                                size_t errlen)
+struct shim_acct *shim_acct_new(struct ec_metrics *m, const char *redis_addr,
+                                const struct ec_svc_map *services, const struct ec_topo *topo,
+                                char *err, size_t errlen)
 {
 	struct shim_acct *a = calloc(1, sizeof *a);
 	pthread_condattr_t ca;
@@ -285,6 +376,10 @@ struct shim_acct *shim_acct_new(struct ec_metrics *m, const char *redis_addr, ch
 		return NULL;
 	}
 	a->magic = ACCT_MAGIC;
+	a->services = services;
+	a->topo = topo;
+	ec_svc_tab_init(&a->regions, 0);
+	pthread_mutex_init(&a->scope_lock, NULL);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -324,6 +419,7 @@ void shim_acct_free(struct shim_acct *a)
 	if (a->redis != NULL)
 		redisFree(a->redis);
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->scope_lock);
 	pthread_cond_destroy(&a->wake);
 	a->magic = 0;
 	free(a);

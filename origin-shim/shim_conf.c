@@ -11,6 +11,7 @@
 #include "ec_err.h"
 #include "ec_log.h"
 #include "ec_redis.h"
+#include "ec_topo.h"
 #include "shim_conf.h"
 #include "shim_publish.h"
 
@@ -54,6 +55,12 @@ const struct ec_cfg_opt shim_conf_opts[] = {
 	    "the publish API is off (404)"),
 	OPT("publish.listen", EC_CFG_STR, publish_listen, "", 0, 0,
 	    "address serving only the publish API (host:port); empty = served on listen"),
+	OPT("topology.file", EC_CFG_STR, topology_file, "", 0, 0,
+	    "operator topology (CIDR -> PoP, region): fallbacks are counted per viewer region; "
+	    "empty = every viewer in region _"),
+	OPT("service", EC_CFG_LIST, service, NULL, 0, 0,
+	    "NAME=/prefix/: counts responses under the service with the longest matching "
+	    "prefix (else \"default\"); repeat, at most 64"),
 	OPT("log.level", EC_CFG_LEVEL, log_level, "info", 0, 0,
 	    "debug, info, warn or error"),
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
@@ -188,6 +195,25 @@ static int conf_check(struct shim_conf *c, const struct ec_args *args, char *err
 		             "got \"%s\" with no token", c->publish_listen);
 		rc = EC_EINVAL;
 	}
+	ec_svc_map_init(&c->services);
+	for (size_t i = 0; i < c->service.n; i++) {
+		char why[256];
+
+		if (ec_svc_map_add(&c->services, c->service.items[i], why, sizeof why) != 0) {
+			conf_problem(err, errlen, args, "service", "%s, got \"%.64s\"", why,
+			             c->service.items[i]);
+			rc = EC_EINVAL;
+		}
+	}
+	if (c->topology_file[0] != '\0') {
+		char why[512];
+
+		c->topo = ec_topo_load(c->topology_file, why, sizeof why);
+		if (c->topo == NULL) {
+			conf_problem(err, errlen, args, "topology.file", "%s", why);
+			rc = EC_EINVAL;
+		}
+	}
 	if (c->spool_dir[0] == '\0' || access(c->spool_dir, W_OK | X_OK) != 0) {
 		conf_problem(err, errlen, args, "spool_dir",
 		             "expected a writable directory, got \"%s\" (%s)", c->spool_dir,
@@ -210,8 +236,7 @@ int shim_conf_load(struct shim_conf *conf, const struct ec_args *args, char *err
 	if ((rc == 0 || rc == EC_EINVAL) && conf_check(conf, args, err, errlen) != 0)
 		rc = EC_EINVAL;
 	if (rc != 0) {
-		ec_cfg_fini(shim_conf_opts, conf);
-		memset(conf, 0, sizeof *conf);
+		shim_conf_fini(conf);
 		return rc;
 	}
 	conf->path = args->conf_path;
@@ -220,6 +245,7 @@ int shim_conf_load(struct shim_conf *conf, const struct ec_args *args, char *err
 
 void shim_conf_fini(struct shim_conf *conf)
 {
+	ec_topo_free(conf->topo);
 	ec_cfg_fini(shim_conf_opts, conf);
 	memset(conf, 0, sizeof *conf);
 }

@@ -9,6 +9,9 @@
 #include <stdio.h>
 
 #include "ec_cfg.h"
+#include "ec_svc.h"
+
+struct ec_topo;
 
 #define SHIM_PROG "echos-origin-shim"
 
@@ -32,16 +35,23 @@ struct shim_conf {
 	char *publish_token;            /* bearer secret of POST /_echos/publish; "" = off */
 	char *publish_listen;           /* "host:port" serving only the publish API;
 	                                 * "" = served on `listen` */
+	char *topology_file;            /* operator topology: viewer regions; "" = none */
+	struct ec_cfg_list service;     /* "NAME=/prefix/": accounting breakdown by service */
 	int log_level;                  /* enum ec_log_level */
 	const char *path;               /* config file, borrowed from argv; NULL = none */
+
+	/* derived by shim_conf_load() */
+	struct ec_svc_map services;     /* parsed `service` items; [0] is "default" */
+	struct ec_topo *topo;           /* topology_file loaded, owned; NULL = none */
 };
 
 /* The key table (terminated by key == NULL). */
 extern const struct ec_cfg_opt shim_conf_opts[];
 
-/* Loads defaults, the file and -o overrides from args, then checks what the table cannot.
- * Every problem goes into err, one line each, "file:line: key: expected ..., got ...".
- * Returns 0, EC_EINVAL or EC_EIO. conf owns its strings: free with shim_conf_fini(). */
+/* Loads defaults, the file and -o overrides from args, then checks what the table cannot
+ * (and loads topology.file). Every problem goes into err, one line each,
+ * "file:line: key: expected ..., got ...". Returns 0, EC_EINVAL or EC_EIO. conf owns its
+ * strings and topology: free with shim_conf_fini(). */
 int shim_conf_load(struct shim_conf *conf, const struct ec_args *args, char *err,
                    size_t errlen);
 void shim_conf_fini(struct shim_conf *conf);

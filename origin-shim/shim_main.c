@@ -91,7 +91,8 @@ static int shim_server_init(struct shim_server *srv, struct shim_conf *conf,
 	                          &srv->fetch_opts, err, sizeof err);
 	if (srv->pool == NULL)
 		goto fail;
-	srv->acct = shim_acct_new(srv->metrics, conf->redis_addr, err, sizeof err);
+	srv->acct = shim_acct_new(srv->metrics, conf->redis_addr, &conf->services, conf->topo,
+	                          err, sizeof err);
 	if (srv->acct == NULL)
 		goto fail;
 	srv->pub = shim_publish_new(srv->metrics, conf->publish_token, conf->redis_addr, err,

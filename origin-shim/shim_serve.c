@@ -216,8 +216,13 @@ static enum MHD_Result serve_queue(struct shim_req *req, unsigned status,
 	req->state = REQ_ANSWERED;
 	req->status = status;
 	req->body_bytes = req->is_head ? 0 : body_bytes;
-	if (!req->is_publish)  /* announcements are not bytes served for anyone */
-		shim_acct_count(s->acct, req->kind, status, req->body_bytes);
+	if (!req->is_publish) { /* announcements are not bytes served for anyone */
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		shim_acct_count(s->acct, req->kind, status, req->body_bytes, req->target,
+		                ci != NULL ? ci->client_addr : NULL);
+	}
 	return ret;
 }
 

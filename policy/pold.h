@@ -37,6 +37,9 @@ struct pold_conf {
 	int64_t place_max_replicas;
 	int64_t place_assign_ttl_ms;  /* TTL of echos:assign:{<box>}, renewed while running */
 	int64_t place_max_objects;    /* rows one pass may place (memory bound) */
+	double place_miss_weight;     /* demand added per origin fallback/s */
+	double place_miss_raise_rate; /* fallbacks/s that add a replica (0: never) */
+	int64_t place_miss_cooldown_ms; /* least time between two such raises of one object */
 };
 
 struct pold {

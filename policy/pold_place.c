@@ -1,7 +1,8 @@
 /* pold_place: echos-policy's placement loop. Every place.interval one pass reads the box
- * registry, per-region popularity and publish announcements from Redis over the daemon's
- * async link, computes a placement with pol_place and writes only the changed members of
- * each box's echos:assign:{<box>} set, in one pipeline. It remembers what it wrote and
+ * registry, per-region popularity, origin fallbacks and publish announcements from Redis
+ * over the daemon's async link, computes a placement with pol_place (objects that keep
+ * falling back get more replicas) and writes only the changed members of each box's
+ * echos:assign:{<box>} set, in one pipeline. It remembers what it wrote and
  * reads it back after every (re)connection. Never blocks on Redis; placement itself runs
  * on the loop. Owns the pass in flight, the written state and its metrics. The loop is
  * described in docs/control-plane.md, the keys in docs/redis.md. */
@@ -37,10 +38,12 @@ struct place_box {
 	uint32_t region_idx;      /* into pass->regions, when is_up */
 };
 
-/* One sighting of (region, path): a minute bucket's count or an announcement. */
+/* One sighting of (region, path): a minute bucket's count (requests or origin
+ * fallbacks) or an announcement. */
 struct place_acc {
 	uint32_t region;
 	uint32_t minute;          /* 0 = current minute; PLACE_ANNOUNCED */
+	int is_miss;              /* value counts fallbacks (echos:miss), not requests */
 	double value;             /* requests in that minute, or expected requests/s */
 	char *path;               /* heap, owned by the pass */
 };
@@ -62,7 +65,7 @@ struct place_tag {
 enum place_stage {
 	ST_INDEX = 0,  /* ZRANGE echos:{boxes} */
 	ST_BOXES,      /* HGETALL each box (+ SMEMBERS its assignment when re-reading) */
-	ST_DEMAND,     /* popularity buckets and announcement sets */
+	ST_DEMAND,     /* popularity and fallback buckets, announcement sets */
 	ST_PUBMETA,    /* HMGET each announced path's metadata */
 	ST_WRITE,      /* the changes */
 };
@@ -103,15 +106,26 @@ struct pold_place {
 	struct place_snap *ref;   /* current-minute counts at ref_ms, sorted by key */
 	size_t n_ref;
 	int64_t ref_ms;           /* wall clock of that snapshot; 0: none yet */
+	struct pold_miss_params miss;
+	struct place_raise *raised; /* objects raised for fallbacks within the cooldown */
+	size_t n_raised;
 	struct ec_metric *m_seconds, *m_assign, *m_changes, *m_objects;
-	struct ec_metric *m_ok, *m_failed;
+	struct ec_metric *m_ok, *m_failed, *m_raises;
 };
 
-/* The count of one (region, object) in the current minute at a pass, keyed by a mix of
- * both hashes: the reference the recent rate is measured against. */
+/* The counts of one (region, object) in the current minute at a pass, keyed by a mix of
+ * both hashes: the reference the recent rates are measured against. */
 struct place_snap {
 	uint64_t key;
 	double count;
+	double misses;            /* origin fallbacks */
+};
+
+/* When the loop last gave one (region, object) a replica for its fallbacks (same key as
+ * place_snap), sorted by key. */
+struct place_raise {
+	uint64_t key;
+	int64_t ms;
 };
 
 static void pass_next(struct place_pass *ps);
@@ -385,8 +399,8 @@ static void on_assigned(struct ec_redis *r, struct redisReply *reply, void *arg)
 
 /* --- reading: demand ----------------------------------------------------------------- */
 
-static int acc_push(struct place_pass *ps, uint32_t region, uint32_t minute, double value,
-                    const char *path, size_t len)
+static int acc_push(struct place_pass *ps, uint32_t region, uint32_t minute, int is_miss,
+                    double value, const char *path, size_t len)
 {
 	struct place_acc *a;
 
@@ -404,6 +418,7 @@ static int acc_push(struct place_pass *ps, uint32_t region, uint32_t minute, dou
 		return EC_ENOMEM;
 	a->region = region;
 	a->minute = minute;
+	a->is_miss = is_miss;
 	a->value = value;
 	ps->n_acc++;
 	return 0;
@@ -437,7 +452,13 @@ static int zset_each(struct place_pass *ps, const struct redisReply *reply,
 static int each_pop(struct place_pass *ps, const struct place_tag *t,
                     const struct redisReply *m, double v)
 {
-	return acc_push(ps, t->a, t->b, v, m->str, m->len);
+	return acc_push(ps, t->a, t->b, 0, v, m->str, m->len);
+}
+
+static int each_miss(struct place_pass *ps, const struct place_tag *t,
+                     const struct redisReply *m, double v)
+{
+	return acc_push(ps, t->a, t->b, 1, v, m->str, m->len);
 }
 
 static int each_pub(struct place_pass *ps, const struct place_tag *t,
@@ -470,6 +491,15 @@ static void on_pop(struct ec_redis *r, struct redisReply *reply, void *arg)
 
 	if (reply_begin(t, reply) == 0 && zset_each(t->ps, reply, each_pop, t) != 0)
 		pass_fail(t->ps, "out of memory reading popularity");
+	reply_end(t);
+}
+
+static void on_miss(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct place_tag *t = arg;
+
+	if (reply_begin(t, reply) == 0 && zset_each(t->ps, reply, each_miss, t) != 0)
+		pass_fail(t->ps, "out of memory reading fallbacks");
 	reply_end(t);
 }
 
@@ -512,10 +542,10 @@ static void on_pubmeta(struct ec_redis *r, struct redisReply *reply, void *arg)
 				int rc = 0;
 
 				if (a->region != PLACE_ALL)
-					rc = acc_push(ps, a->region, PLACE_ANNOUNCED, a->rps, a->path,
-					              strlen(a->path));
+					rc = acc_push(ps, a->region, PLACE_ANNOUNCED, 0, a->rps,
+					              a->path, strlen(a->path));
 				for (uint32_t k = 0; a->region == PLACE_ALL && k < ps->n_regions; k++)
-					rc |= acc_push(ps, k, PLACE_ANNOUNCED, a->rps, a->path,
+					rc |= acc_push(ps, k, PLACE_ANNOUNCED, 0, a->rps, a->path,
 					               strlen(a->path));
 				if (rc != 0)
 					pass_fail(ps, "out of memory reading announcements");
@@ -634,7 +664,9 @@ struct place_rows {
 	struct pol_place_obj *objs;
 	const char **paths;
 	uint32_t *regions;
+	double *miss_recent, *miss_avg; /* origin fallbacks/s (pold_miss_apply()) */
 	size_t n, n_announced;
+	size_t n_missing, n_raised; /* rows with fallbacks; rows given a replica for them */
 };
 
 static uint64_t snap_key(uint64_t obj_hash, uint64_t region_hash)
@@ -649,19 +681,21 @@ static int cmp_snap(const void *a, const void *b)
 	return x->key < y->key ? -1 : x->key > y->key;
 }
 
-/* The rate since the reference snapshot (an object missing from it had no requests
- * then), or -1 without a reference. */
+/* The rate of requests (or of fallbacks: is_miss) since the reference snapshot (an
+ * object missing from it had none then), or -1 without a reference. */
 static double snap_recent(const struct pold_place *pl, const struct place_snap *now_snap,
-                          double prev, int64_t now_ms)
+                          int is_miss, double prev, int64_t now_ms)
 {
 	const struct place_snap *hit;
+	double ref;
 
 	if (pl->ref_ms == 0)
 		return -1;
 	hit = pl->n_ref ? bsearch(now_snap, pl->ref, pl->n_ref, sizeof *pl->ref, cmp_snap)
 	                : NULL;
-	return pold_demand_recent(now_snap->count, prev, now_ms, hit ? hit->count : 0,
-	                          pl->ref_ms);
+	ref = !hit ? 0 : is_miss ? hit->misses : hit->count;
+	return pold_demand_recent(is_miss ? now_snap->misses : now_snap->count, prev, now_ms,
+	                          ref, pl->ref_ms);
 }
 
 /* Takes snap (heap): it becomes the reference once the current one is POLD_BURST_MIN_MS
@@ -685,7 +719,7 @@ static int build_rows(struct place_pass *ps, struct place_rows *rows)
 {
 	const struct pold_conf *c = &ps->pl->p->conf;
 	size_t window = (size_t)(c->place_window_ms / 60000), i, j;
-	double counts[PLACE_MAX_MINUTES];
+	double counts[PLACE_MAX_MINUTES], misses[PLACE_MAX_MINUTES];
 	struct place_snap *snap;
 	size_t n_snap = 0;
 
@@ -704,7 +738,10 @@ static int build_rows(struct place_pass *ps, struct place_rows *rows)
 	rows->objs = calloc(ps->n_acc + 1, sizeof *rows->objs);
 	rows->paths = calloc(ps->n_acc + 1, sizeof *rows->paths);
 	rows->regions = calloc(ps->n_acc + 1, sizeof *rows->regions);
-	if (!rows->objs || !rows->paths || !rows->regions) {
+	rows->miss_recent = calloc(ps->n_acc + 1, sizeof *rows->miss_recent);
+	rows->miss_avg = calloc(ps->n_acc + 1, sizeof *rows->miss_avg);
+	if (!rows->objs || !rows->paths || !rows->regions || !rows->miss_recent ||
+	    !rows->miss_avg) {
 		free(snap);
 		return EC_ENOMEM;
 	}
@@ -712,11 +749,12 @@ static int build_rows(struct place_pass *ps, struct place_rows *rows)
 		const struct place_acc *a = &ps->acc[i];
 		struct pol_place_obj *o = &rows->objs[rows->n];
 		struct place_ann key = { .path = a->path }, *ann;
-		double floor_rps = 0, rate, recent;
+		double floor_rps = 0, rate, recent, m_avg, m_recent;
 		const char *region = ps->regions[a->region];
 		uint64_t obj_hash, region_hash;
 
 		memset(counts, 0, window * sizeof *counts);
+		memset(misses, 0, window * sizeof *misses);
 		for (j = i; j < ps->n_acc && ps->acc[j].region == a->region &&
 		            strcmp(ps->acc[j].path, a->path) == 0; j++) {
 			const struct place_acc *s = &ps->acc[j];
@@ -725,17 +763,27 @@ static int build_rows(struct place_pass *ps, struct place_rows *rows)
 				if (s->value > floor_rps)
 					floor_rps = s->value;
 			} else if (s->minute < window) {
-				counts[s->minute] += s->value;
+				(s->is_miss ? misses : counts)[s->minute] += s->value;
 			}
 		}
 		rate = pold_demand_rate(counts, window, ps->wall_ms, c->place_half_life_ms);
 		obj_hash = pol_hash_bytes(a->path, strlen(a->path));
 		region_hash = pol_hash_bytes(region, strlen(region));
-		snap[n_snap] = (struct place_snap){ snap_key(obj_hash, region_hash), counts[0] };
-		recent = snap_recent(ps->pl, &snap[n_snap++], window > 1 ? counts[1] : 0,
+		snap[n_snap] = (struct place_snap){ snap_key(obj_hash, region_hash), counts[0],
+		                                    misses[0] };
+		recent = snap_recent(ps->pl, &snap[n_snap], 0, window > 1 ? counts[1] : 0,
 		                     ps->wall_ms);
 		if (recent > rate)
 			rate = recent;
+		m_avg = pold_demand_rate(misses, window, ps->wall_ms, c->place_half_life_ms);
+		m_recent = snap_recent(ps->pl, &snap[n_snap++], 1, window > 1 ? misses[1] : 0,
+		                       ps->wall_ms);
+		if (m_recent < 0)
+			m_recent = m_avg; /* no reference yet: the decayed estimate stands in */
+		if (m_recent > rate)
+			rate = m_recent; /* fallbacks are requests too */
+		if (m_avg > rate)
+			rate = m_avg;
 		if (floor_rps > 0)
 			rows->n_announced++;
 		if (floor_rps > rate)
@@ -749,6 +797,8 @@ static int build_rows(struct place_pass *ps, struct place_rows *rows)
 		o->size_bytes = ann && ann->size_bytes ? ann->size_bytes
 		                                       : c->place_default_object_bytes;
 		o->rate = rate;
+		rows->miss_recent[rows->n] = m_recent;
+		rows->miss_avg[rows->n] = m_avg;
 		rows->paths[rows->n] = a->path;
 		rows->regions[rows->n] = a->region;
 		rows->n++;
@@ -759,6 +809,8 @@ static int build_rows(struct place_pass *ps, struct place_rows *rows)
 
 static void rows_fini(struct place_rows *rows)
 {
+	free(rows->miss_recent);
+	free(rows->miss_avg);
 	free(rows->objs);
 	free(rows->paths);
 	free(rows->regions);
@@ -792,6 +844,52 @@ static int rows_held(struct place_pass *ps, struct place_rows *rows)
 			rows->objs[i].held++;
 	}
 	free(h);
+	return 0;
+}
+
+static int cmp_raise(const void *a, const void *b)
+{
+	const struct place_raise *x = a, *y = b;
+
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Applies each row's fallbacks (pold_miss_apply(), after rows_held()) and keeps, for the
+ * next passes, when the rows raised now or within the cooldown were raised. */
+static int rows_misses(struct place_pass *ps, struct place_rows *rows)
+{
+	struct pold_place *pl = ps->pl;
+	struct place_raise *next = malloc((rows->n + 1) * sizeof *next);
+	size_t n = 0;
+
+	if (!next)
+		return EC_ENOMEM;
+	for (size_t i = 0; i < rows->n; i++) {
+		struct pol_place_obj *o = &rows->objs[i];
+		struct place_raise key = { snap_key(o->obj_hash, o->region_hash), 0 };
+		const struct place_raise *hit = NULL;
+		int64_t since;
+
+		if (pl->n_raised)
+			hit = bsearch(&key, pl->raised, pl->n_raised, sizeof *pl->raised,
+			              cmp_raise);
+		since = hit && ps->wall_ms >= hit->ms ? ps->wall_ms - hit->ms : -1;
+
+		if (rows->miss_recent[i] > 0 || rows->miss_avg[i] > 0)
+			rows->n_missing++;
+		if (pold_miss_apply(o, rows->miss_recent[i], rows->miss_avg[i], since, &pl->miss)) {
+			rows->n_raised++;
+			next[n++] = (struct place_raise){ key.key, ps->wall_ms };
+		} else if (since >= 0 && since < pl->miss.cooldown_ms) {
+			next[n++] = *hit;
+		}
+	}
+	if (n)
+		qsort(next, n, sizeof *next, cmp_raise);
+	free(pl->raised);
+	pl->raised = next;
+	pl->n_raised = n;
+	ec_metric_add(pl->m_raises, (double)rows->n_raised);
 	return 0;
 }
 
@@ -930,9 +1028,10 @@ static void pass_write(struct place_pass *ps, struct pold_assign *next,
 	if (refresh && !ps->is_failed)
 		pl->refreshed_ms = ps->wall_ms;
 	if (changes > 0)
-		ec_log_info("place: %zu objects (%zu announced) in %zu regions, %zu assigned on "
-		            "%zu boxes; +%zu -%zu on %zu boxes (computed in %.1f ms)", rows->n,
-		            rows->n_announced, ps->n_regions, pold_assign_total(next), next->n,
+		ec_log_info("place: %zu objects (%zu announced, %zu falling back, %zu raised) in "
+		            "%zu regions, %zu assigned on %zu boxes; +%zu -%zu on %zu boxes "
+		            "(computed in %.1f ms)", rows->n, rows->n_announced, rows->n_missing,
+		            rows->n_raised, ps->n_regions, pold_assign_total(next), next->n,
 		            adds, dels, nd, compute_ms);
 	pold_box_deltas_free(d, nd); /* borrowed strings: free before the tables change */
 	pold_assign_move(&pl->written, next);
@@ -970,7 +1069,7 @@ static void pass_compute(struct place_pass *ps)
 	}
 	boxes = calloc(ps->n_boxes + 1, sizeof *boxes);
 	box_of = calloc(ps->n_boxes + 1, sizeof *box_of);
-	if (!boxes || !box_of || rows_held(ps, &rows) != 0)
+	if (!boxes || !box_of || rows_held(ps, &rows) != 0 || rows_misses(ps, &rows) != 0)
 		goto out;
 	for (size_t i = 0; i < ps->n_boxes; i++) {
 		const struct place_box *b = &ps->boxes[i];
@@ -1044,13 +1143,17 @@ static void stage_demand(struct place_pass *ps)
 		pass_fail(ps, "out of memory");
 		return pass_end(ps);
 	}
-	if (stage_begin(ps, ST_DEMAND, ps->n_regions * (window + 1) + 1) != 0)
+	if (stage_begin(ps, ST_DEMAND, ps->n_regions * (2 * window + 1) + 1) != 0)
 		return pass_end(ps);
 	for (size_t r = 0; r < ps->n_regions; r++) {
-		for (size_t i = 0; i < window; i++)
+		for (size_t i = 0; i < window; i++) {
 			send_fmt(ps, on_pop, (uint32_t)r, (uint32_t)i,
 			         "ZREVRANGE echos:pop:{%s}:m:%" PRId64 " 0 %lld WITHSCORES",
 			         ps->regions[r], minute - (int64_t)i, (long long)c->place_top - 1);
+			send_fmt(ps, on_miss, (uint32_t)r, (uint32_t)i,
+			         "ZREVRANGE echos:miss:{%s}:m:%" PRId64 " 0 %lld WITHSCORES",
+			         ps->regions[r], minute - (int64_t)i, (long long)c->place_top - 1);
+		}
 		send_fmt(ps, on_pub, (uint32_t)r, 0, "ZRANGE echos:pub:{%s} 0 -1 WITHSCORES",
 		         ps->regions[r]);
 	}
@@ -1166,8 +1269,11 @@ static int place_metrics(struct pold_place *pl)
 	                              "Placement passes by result", "result=\"ok\"");
 	pl->m_failed = ec_metrics_counter(m, "echos_policy_place_passes_total",
 	                                  "Placement passes by result", "result=\"failed\"");
+	pl->m_raises = ec_metrics_counter(m, "echos_policy_miss_raises_total",
+	                                  "Replicas added to objects that kept falling back to "
+	                                  "the origin (replica floor raised)", NULL);
 	return pl->m_seconds && pl->m_assign && pl->m_changes && pl->m_objects && pl->m_ok &&
-	       pl->m_failed ? 0 : EC_ENOMEM;
+	       pl->m_failed && pl->m_raises ? 0 : EC_ENOMEM;
 }
 
 struct pold_place *pold_place_new(struct pold *p)
@@ -1186,6 +1292,9 @@ struct pold_place *pold_place_new(struct pold *p)
 	pl->params.min_rate = c->place_min_rate;
 	pl->params.stickiness = c->place_stickiness;
 	pl->params.max_replicas = (uint32_t)c->place_max_replicas;
+	pl->params.fallback_weight = c->place_miss_weight;
+	pl->miss = (struct pold_miss_params){ c->place_miss_weight, c->place_miss_raise_rate,
+	                                      c->place_miss_cooldown_ms };
 	pl->tick = event_new(p->base, -1, EV_PERSIST, on_place_tick, pl);
 	if (!pl->tick || place_metrics(pl) != 0) {
 		pold_place_free(pl);
@@ -1207,6 +1316,7 @@ void pold_place_free(struct pold_place *pl)
 		event_free(pl->tick);
 	pold_assign_fini(&pl->written);
 	free(pl->ref);
+	free(pl->raised);
 	pl->magic = 0;
 	free(pl);
 }

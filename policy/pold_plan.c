@@ -1,6 +1,7 @@
 /* pold_plan: sorted path sets and their differences, the per-box assignment table, the
- * demand estimate from minute buckets and announcement liveness, for echos-policy's
- * placement loop. Pure: no I/O, no clock. Sets own their strings; diffs borrow them. */
+ * demand estimate from minute buckets, the replica floor of objects that keep falling
+ * back to the origin and announcement liveness, for echos-policy's placement loop.
+ * Pure: no I/O, no clock. Sets own their strings; diffs borrow them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,32 @@ double pold_demand_recent(double cur, double prev, int64_t now_ms, double ref_co
 	else
 		return -1;
 	return delta > 0 ? delta / ((double)(now_ms - ref_ms) / 1000.0) : 0;
+}
+
+/* --- origin fallbacks ---------------------------------------------------------------- */
+
+int pold_miss_apply(struct pol_place_obj *o, double recent, double avg,
+                    int64_t since_raise_ms, const struct pold_miss_params *mp)
+{
+	double rate = recent > avg ? recent : avg;
+	uint32_t floor_n = 0;
+	int is_raised = 0;
+
+	if (!(rate > 0))
+		return 0; /* no fallbacks (or NaN): leave the row alone */
+	o->fallback_rate = rate;
+	if (o->rate < rate)
+		o->rate = rate;
+	if (mp->raise_rate > 0 && recent >= mp->raise_rate &&
+	    (since_raise_ms < 0 || since_raise_ms >= mp->cooldown_ms) && o->held < UINT32_MAX) {
+		floor_n = o->held + 1;
+		is_raised = 1;
+	} else if (mp->raise_rate > 0 && rate >= mp->raise_rate / 2) {
+		floor_n = o->held;
+	}
+	if (o->min_replicas < floor_n)
+		o->min_replicas = floor_n;
+	return is_raised;
 }
 
 int pold_pub_is_live(const char *regions, const char *expires_ms, const char *region,

@@ -1,13 +1,15 @@
 /* pold_plan: the pure parts of echos-policy's placement loop (pold_place.c): sorted sets
  * of object paths and the changes between them, the table of assignments per box, the
- * demand estimate from per-minute popularity buckets and the liveness of a publish
- * announcement. No I/O, no clock, no logging: the loop passes now_ms. Each set and table
- * owns its strings. */
+ * demand estimate from per-minute popularity buckets, the replica floor of objects that
+ * keep falling back to the origin and the liveness of a publish announcement. No I/O,
+ * no clock, no logging: the loop passes now_ms. Each set and table owns its strings. */
 #ifndef ECHOS_POLICY_POLD_PLAN_H
 #define ECHOS_POLICY_POLD_PLAN_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "pol_place_types.h"
 
 /* --- path sets ----------------------------------------------------------------------- */
 
@@ -102,6 +104,36 @@ double pold_demand_rate(const double *counts, size_t n, int64_t now_ms, int64_t 
  * down (lost buckets) reads as 0. */
 double pold_demand_recent(double cur, double prev, int64_t now_ms, double ref_count,
                           int64_t ref_ms);
+
+/* --- origin fallbacks --------------------------------------------------------------- */
+
+/* How origin fallbacks (echos:miss, redirects the redirector sent to the origin although
+ * boxes were in reach: more replicas would have served them) raise replicas. */
+struct pold_miss_params {
+	double weight;       /* demand added per fallback/s: pol_place's fallback_weight */
+	double raise_rate;   /* fallbacks/s from which the object gets one more replica; 0:
+	                      * never (then only weight acts) */
+	int64_t cooldown_ms; /* least time between two raises of one object */
+};
+
+/* Applies the fallbacks of one object in one region to its placement row o (o->held
+ * already set). recent is the fallback rate lately (since the reference pass, or the
+ * decayed estimate when there is none), avg the decayed estimate (pold_demand_rate over
+ * the fallback buckets); since_raise_ms the time since this loop last raised the object,
+ * or -1 if it has not (lately). Then:
+ *  - o->fallback_rate = max(recent, avg): pol_place adds weight times it to the demand;
+ *  - o->rate is raised to it (fallbacks are requests, even when the object fell out of
+ *    the top popularity read);
+ *  - o->min_replicas is raised to held + 1 when recent >= raise_rate and since_raise_ms
+ *    is -1 or at least cooldown_ms: the object keeps falling back with the replicas it
+ *    has, so it gets one more; and to held while max(recent, avg) >= raise_rate / 2,
+ *    so that replicas added for fallbacks are not taken back while some still happen.
+ * pol_place then caps the count by max_replicas and the region's boxes, and places
+ * replicas only where storage and uplink have room. Monotone: more fallbacks never give
+ * a lower floor or less demand. No fallbacks (both rates 0): o is left unchanged.
+ * Returns 1 when the floor was raised above held (the caller remembers when), else 0. */
+int pold_miss_apply(struct pol_place_obj *o, double recent, double avg,
+                    int64_t since_raise_ms, const struct pold_miss_params *mp);
 
 /* Is an announcement live for region at now_ms? It is while its echos:pubmeta hash
  * exists (regions and expires_ms not NULL), expires_ms is in the future and regions (a

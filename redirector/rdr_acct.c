@@ -1,5 +1,6 @@
-/* rdr_acct: flushes the redirector's accounting deltas to Redis once a second.
- * Owns nothing on the heap: the deltas live in struct rdr_acct. */
+/* rdr_acct: flushes the redirector's accounting deltas (totals, per service and per viewer
+ * region) to Redis once a second. Owns nothing on the heap: the deltas and the
+ * bounded name tables live in struct rdr_acct. */
 #include <stdio.h>
 #include <string.h>
 
@@ -37,28 +38,58 @@ static int acct_send(struct rdr_acct *a, struct ec_redis *r, const char *minute_
 	return rc != 0 ? EC_EAGAIN : 1;
 }
 
+/* Sends the fields of one scope: `scope` is "" or "svc.<name>." / "region.<name>.". */
+static int acct_send_scope(struct rdr_acct *a, struct ec_redis *r, const char *minute_key,
+                           const char *scope, uint64_t *box, uint64_t *origin, uint64_t *miss)
+{
+	char field[128];
+	int sent = 0, rc;
+
+	snprintf(field, sizeof field, "%srdr.box", scope);
+	if ((rc = acct_send(a, r, minute_key, field, box)) < 0)
+		return rc;
+	sent += rc;
+	snprintf(field, sizeof field, "%srdr.origin", scope);
+	if ((rc = acct_send(a, r, minute_key, field, origin)) < 0)
+		return rc;
+	sent += rc;
+	for (unsigned m = 1; m < POL_MISS_COUNT_; m++) {
+		if (miss[m] == 0)
+			continue;
+		snprintf(field, sizeof field, "%srdr.miss.%s", scope,
+		         pol_miss_name((enum pol_miss)m));
+		if ((rc = acct_send(a, r, minute_key, field, &miss[m])) < 0)
+			return rc;
+		sent += rc;
+	}
+	return sent;
+}
+
 int rdr_acct_flush(struct rdr_acct *a, struct ec_redis *r, int64_t wall_ms)
 {
-	char minute_key[64], field[64];
+	char minute_key[64], scope[EC_ACCT_SCOPE_NAME_MAX + 16];
 	int sent = 0, rc;
-	unsigned m;
 
 	if (!ec_redis_is_up(r))
 		return EC_EAGAIN;
 	snprintf(minute_key, sizeof minute_key, "echos:acct:m:%lld",
 	         (long long)(wall_ms / 60000));
-	if ((rc = acct_send(a, r, minute_key, "rdr.box", &a->box)) < 0)
-		return rc;
-	sent += rc;
-	if ((rc = acct_send(a, r, minute_key, "rdr.origin", &a->origin)) < 0)
-		return rc;
-	sent += rc;
-	for (m = 1; m < POL_MISS_COUNT_; m++) {
-		snprintf(field, sizeof field, "rdr.miss.%s", pol_miss_name((enum pol_miss)m));
-		if ((rc = acct_send(a, r, minute_key, field, &a->miss[m])) < 0)
-			return rc;
+	rc = acct_send_scope(a, r, minute_key, "", &a->box, &a->origin, a->miss);
+	for (size_t i = 0; rc >= 0 && i < a->svc_names.n; i++) {
 		sent += rc;
+		snprintf(scope, sizeof scope, "svc.%s.", a->svc_names.names[i]);
+		rc = acct_send_scope(a, r, minute_key, scope, &a->svc[i].box, &a->svc[i].origin,
+		                     a->svc[i].miss);
 	}
+	for (size_t i = 0; rc >= 0 && i < a->region_names.n; i++) {
+		sent += rc;
+		snprintf(scope, sizeof scope, "region.%s.", a->region_names.names[i]);
+		rc = acct_send_scope(a, r, minute_key, scope, &a->region[i].box,
+		                     &a->region[i].origin, a->region[i].miss);
+	}
+	if (rc < 0)
+		return rc;
+	sent += rc;
 	if (sent > 0)
 		ec_redis_command(r, NULL, NULL, "EXPIRE %s %d", minute_key, RDR_ACCT_MINUTE_TTL_S);
 	return sent;

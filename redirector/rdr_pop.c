@@ -1,4 +1,5 @@
-/* rdr_pop: bounded (region, path) -> count map with a flush to Redis each second.
+/* rdr_pop: bounded (region, path) -> (requests, fallbacks) map with a flush to Redis
+ * each second.
  * Open addressing over one slot array; entries are single allocations holding both
  * strings. Owns the map and its entries; the map is emptied by every flush. */
 #include <stdio.h>
@@ -15,6 +16,7 @@
 struct pop_entry {
 	uint64_t hash;
 	uint64_t count;
+	uint64_t misses;            /* origin fallbacks more replicas could have avoided */
 	size_t region_len;
 	size_t path_len;
 	char key[];                 /* region '\0' path '\0' */
@@ -26,7 +28,7 @@ struct rdr_pop {
 	size_t n;
 	size_t cap;                 /* power of two, >= 2 * max_entries */
 	struct pop_entry **slots;
-	uint64_t overflow, lost, sent;
+	uint64_t overflow, lost, sent, misses_sent;
 };
 
 static uint64_t pop_hash(const char *region, size_t rlen, const char *path, size_t plen)
@@ -86,8 +88,21 @@ void rdr_pop_free(struct rdr_pop *p)
 	free(p);
 }
 
+int rdr_pop_miss_counts(enum pol_miss m)
+{
+	return m == POL_MISS_ALL_OVER_CAPACITY || m == POL_MISS_SLA_TTFB ||
+	       m == POL_MISS_NOT_CACHED;
+}
+
 int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_t path_len)
 {
+	return rdr_pop_count_outcome(p, region, path, path_len, POL_MISS_NONE);
+}
+
+int rdr_pop_count_outcome(struct rdr_pop *p, const char *region, const char *path,
+                          size_t path_len, enum pol_miss miss)
+{
+	uint64_t is_miss = rdr_pop_miss_counts(miss) ? 1 : 0;
 	size_t rlen = strlen(region), mask = p->cap - 1, i;
 	uint64_t h;
 	struct pop_entry *e;
@@ -101,6 +116,7 @@ int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_
 		    memcmp(e->key, region, rlen) == 0 &&
 		    memcmp(e->key + rlen + 1, path, path_len) == 0) {
 			e->count++;
+			e->misses += is_miss;
 			return 0;
 		}
 	}
@@ -115,6 +131,7 @@ int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_
 	}
 	e->hash = h;
 	e->count = 1;
+	e->misses = is_miss;
 	e->region_len = rlen;
 	e->path_len = path_len;
 	memcpy(e->key, region, rlen + 1);
@@ -125,7 +142,7 @@ int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_
 	return 0;
 }
 
-/* EXPIRE each distinct region's key once per flush (a few regions, many paths). */
+/* EXPIRE each distinct key once per flush (a few regions, many paths). */
 static int pop_expire(struct ec_redis *r, char regions[][160], size_t *n_regions,
                       const char *key)
 {
@@ -147,41 +164,57 @@ static int pop_expire(struct ec_redis *r, char regions[][160], size_t *n_regions
 	return ec_redis_commandv(r, NULL, NULL, 3, argv, argvlen);
 }
 
+/* ZINCRBY <prefix>{<region>}:m:<minute> <n> <path> and the key's EXPIRE. */
+static int pop_send(struct ec_redis *r, char regions[][160], size_t *n_regions,
+                    const char *prefix, const struct pop_entry *e, uint64_t n,
+                    long long minute)
+{
+	char key[160], count[24];
+	const char *argv[4];
+	size_t argvlen[4];
+
+	snprintf(key, sizeof key, "%s{%.*s}:m:%lld", prefix, (int)e->region_len, e->key,
+	         minute);
+	snprintf(count, sizeof count, "%llu", (unsigned long long)n);
+	argv[0] = "ZINCRBY";
+	argv[1] = key;
+	argv[2] = count;
+	argv[3] = e->key + e->region_len + 1;
+	argvlen[0] = 7;
+	argvlen[1] = strlen(key);
+	argvlen[2] = strlen(count);
+	argvlen[3] = e->path_len;
+	if (ec_redis_commandv(r, NULL, NULL, 4, argv, argvlen) != 0)
+		return EC_EAGAIN;
+	return pop_expire(r, regions, n_regions, key);
+}
+
 int rdr_pop_flush(struct rdr_pop *p, struct ec_redis *r, int64_t wall_ms)
 {
 	char regions[POP_EXPIRE_REGIONS][160];
 	size_t n_regions = 0, i;
 	long long minute = (long long)(wall_ms / 60000);
 	int sent = 0, lost = 0, is_down = !ec_redis_is_up(r);
+	uint64_t misses = 0;
 
 	EC_ASSERT(p->magic == POP_MAGIC);
 	for (i = 0; i < p->cap && p->n > 0; i++) {
 		struct pop_entry *e = p->slots[i];
-		char key[160], count[24];
-		const char *argv[4];
-		size_t argvlen[4];
 
 		if (!e)
 			continue;
 		p->slots[i] = NULL;
 		p->n--;
 		if (!is_down) {
-			snprintf(key, sizeof key, "echos:pop:{%.*s}:m:%lld", (int)e->region_len,
-			         e->key, minute);
-			snprintf(count, sizeof count, "%llu", (unsigned long long)e->count);
-			argv[0] = "ZINCRBY";
-			argv[1] = key;
-			argv[2] = count;
-			argv[3] = e->key + e->region_len + 1;
-			argvlen[0] = 7;
-			argvlen[1] = strlen(key);
-			argvlen[2] = strlen(count);
-			argvlen[3] = e->path_len;
-			if (ec_redis_commandv(r, NULL, NULL, 4, argv, argvlen) != 0 ||
-			    pop_expire(r, regions, &n_regions, key) != 0)
+			if ((e->count > 0 && pop_send(r, regions, &n_regions, "echos:pop:", e,
+			                              e->count, minute) != 0) ||
+			    (e->misses > 0 && pop_send(r, regions, &n_regions, "echos:miss:", e,
+			                               e->misses, minute) != 0)) {
 				is_down = 1;
-			else
+			} else {
 				sent++;
+				misses += e->misses;
+			}
 		}
 		if (is_down)
 			lost++;
@@ -189,6 +222,7 @@ int rdr_pop_flush(struct rdr_pop *p, struct ec_redis *r, int64_t wall_ms)
 	}
 	p->n = 0;
 	p->sent += (uint64_t)sent;
+	p->misses_sent += misses;
 	p->lost += (uint64_t)lost;
 	return lost > 0 ? EC_EAGAIN : sent;
 }
@@ -197,3 +231,4 @@ size_t rdr_pop_size(const struct rdr_pop *p) { return p->n; }
 uint64_t rdr_pop_overflow(const struct rdr_pop *p) { return p->overflow; }
 uint64_t rdr_pop_lost(const struct rdr_pop *p) { return p->lost; }
 uint64_t rdr_pop_sent(const struct rdr_pop *p) { return p->sent; }
+uint64_t rdr_pop_misses_sent(const struct rdr_pop *p) { return p->misses_sent; }

@@ -552,7 +552,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 			miss = choice.miss != POL_MISS_NONE ? choice.miss : POL_MISS_NO_BOX;
 		}
 	}
-	rdr_pop_count(d->pop, region, req->path, req->path_len);
+	rdr_pop_count_outcome(d->pop, region, req->path, req->path_len, miss);
 	if (has_box) {
 		rdr_boxes_charge(d->boxes, (size_t)choice.box, sv->sla.viewer_bps, now_ms);
 		if (d->conf.alternates)
@@ -561,7 +561,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		ec_hist_observe(d->m.decision, (double)(ec_now_us() - t0) / 1e6);
 		ec_metric_inc(d->m.requests[proto][0]);
 		ec_metric_inc(d->m.svc_requests[svc][0]);
-		rdr_acct_box(&d->acct);
+		rdr_acct_box(&d->acct, sv->name, region);
 		serve_redirect(req, d->loc_buf, "Echos-Box", t->rows[choice.box].id, d->link_buf,
 		               link_len);
 		return;
@@ -577,7 +577,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	ec_metric_inc(d->m.fallbacks[miss]);
 	ec_metric_inc(d->m.svc_requests[svc][1]);
 	ec_metric_inc(d->m.svc_fallbacks[svc][miss]);
-	rdr_acct_origin(&d->acct, miss);
+	rdr_acct_origin(&d->acct, miss, sv->name, region);
 	serve_redirect(req, d->loc_buf, "Echos-Miss", pol_miss_name(miss), NULL, 0);
 }
 

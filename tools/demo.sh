@@ -95,6 +95,9 @@ listen = 127.0.0.1:$P_SHIM
 upstream_url = http://127.0.0.1:$P_ORIGIN
 spool_dir = $RUN/spool
 redis.addr = 127.0.0.1:$P_REDIS
+topology.file = $RUN/conf/topology.txt
+service = vod=/v/
+service = files=/big/
 EOF
 start shim "$BIN/echos-origin-shim" -c "$RUN/conf/shim.conf"
 wait_port 127.0.0.1 $P_SHIM shim
@@ -125,6 +128,8 @@ cache.max_bytes = 256M
 shim.url = http://127.0.0.1:$P_SHIM
 redis.addr = 127.0.0.1:$P_REDIS
 token.key = $("$BIN/echosctl" derive-key --master "$MASTER" --box "$id")
+service = vod=/v/
+service = files=/big/
 EOF
 	start "$id" "$BIN/echos-edge" -c "$RUN/conf/$id.conf"
 done
@@ -147,6 +152,8 @@ token.master = $MASTER
 token.sign_kid = 1
 origin.url = http://127.0.0.1:$P_SHIM
 sla.max_class = asn
+service = name=vod prefix=/v/
+service = name=files prefix=/big/
 EOF
 start redirector "$BIN/echos-redirector" -c "$RUN/conf/redirector.conf"
 wait_port 127.0.0.1 $P_RDR_TLS redirector

@@ -1,6 +1,7 @@
 /* test_pold_plan: the pure parts of echos-policy's placement loop: path sets, the diff
  * of assignments per box (what is written to Redis), the demand estimate from minute
- * buckets and the liveness of announcements. pold_plan.c is not part of the policy
+ * buckets, the replicas objects that keep falling back to the origin get, and the
+ * liveness of announcements. pold_plan.c is not part of the policy
  * library the unit tests link, so it is compiled into this test directly. */
 #include <math.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../../policy/pold_plan.c"
+#include "pol_place.h"
 
 #define MAXP 8
 
@@ -311,6 +313,141 @@ static void test_demand_recent(void **state)
 	}
 }
 
+/* ---- origin fallbacks raise replicas ------------------------------------------------ */
+
+#define MISS_UPLINK 1e9   /* share 2.5e8 bps at object_share 0.25 */
+#define MISS_SIZE 1000    /* small: demand alone asks for one replica */
+#define MISS_COOL 30000
+
+struct miss_row {
+	const char *name;
+	double rate;          /* requests/s before fallbacks are applied */
+	uint64_t size;
+	uint32_t held, region_boxes;
+	double recent, avg;   /* fallbacks/s */
+	int64_t since;        /* since the last raise, -1 none */
+	double raise_rate;
+	uint32_t want;        /* replicas after pol_place_replicas() */
+	int raised;           /* pold_miss_apply()'s answer */
+};
+
+static const struct miss_row miss_rows[] = {
+	{ "no fallbacks: replicas as demand says", 10, MISS_SIZE, 1, 5, 0, 0, -1, 0.1, 1, 0 },
+	{ "no fallbacks, three held: stickiness decides as without", 10, MISS_SIZE, 3, 5, 0, 0,
+	  -1, 0.1, 1, 0 },
+	{ "fallbacks at the raise rate add one replica to those held", 10, MISS_SIZE, 1, 5, 0.1,
+	  0.05, -1, 0.1, 2, 1 },
+	{ "an object held nowhere and out of the top gets one", 0, MISS_SIZE, 0, 5, 1, 1, -1,
+	  0.1, 1, 1 },
+	{ "still falling back after the cooldown: one more again", 10, MISS_SIZE, 2, 5, 1, 1,
+	  MISS_COOL, 0.1, 3, 1 },
+	{ "within the cooldown no raise, the held replicas stay", 10, MISS_SIZE, 3, 5, 5, 5,
+	  1000, 0.1, 3, 0 },
+	{ "fading fallbacks (half the raise rate) keep the held replicas", 10, MISS_SIZE, 3, 5,
+	  0, 0.05, -1, 0.1, 3, 0 },
+	{ "fallbacks under half the raise rate: demand decides again", 10, MISS_SIZE, 3, 5, 0,
+	  0.04, -1, 0.1, 1, 0 },
+	{ "only recent fallbacks raise, not old ones in the average", 10, MISS_SIZE, 1, 5, 0, 2,
+	  -1, 0.1, 1, 0 },
+	{ "bounded by the boxes of the region", 10, MISS_SIZE, 5, 5, 10, 10, -1, 0.1, 5, 1 },
+	{ "bounded by max_replicas", 10, MISS_SIZE, 8, 20, 10, 10, -1, 0.1, 8, 1 },
+	{ "raise rate 0: no floor, fallbacks only weigh as demand", 10, MISS_SIZE, 1, 5, 1, 1,
+	  -1, 0, 1, 0 },
+	{ "fallbacks add to demand: 10 req/s plus 10 fallbacks/s of 3 MB", 10, 3000000, 0, 5, 10,
+	  10, -1, 0, 2, 0 },
+	{ "the same demand without fallbacks is one replica", 10, 3000000, 0, 5, 0, 0, -1, 0, 1,
+	  0 },
+};
+
+static uint32_t miss_replicas(double rate, uint64_t size, uint32_t held, uint32_t boxes,
+                              double recent, double avg, int64_t since, double raise_rate,
+                              int *raised)
+{
+	struct pol_place_params p;
+	struct pold_miss_params mp = { 1.0, raise_rate, MISS_COOL };
+	struct pol_place_obj o = { .obj_hash = 1, .region_hash = 2, .size_bytes = size,
+	                           .rate = rate, .held = held };
+	struct pol_place_obj before = o;
+	int r;
+
+	pol_place_params_default(&p);
+	r = pold_miss_apply(&o, recent, avg, since, &mp);
+	if (raised)
+		*raised = r;
+	if (recent == 0 && avg == 0)
+		assert_memory_equal(&o, &before, sizeof o); /* no fallbacks: row unchanged */
+	return pol_place_replicas(&o, MISS_UPLINK, boxes, &p);
+}
+
+static void test_misses_raise_replicas(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof miss_rows / sizeof *miss_rows; i++) {
+		const struct miss_row *r = &miss_rows[i];
+		int raised;
+		uint32_t got = miss_replicas(r->rate, r->size, r->held, r->region_boxes, r->recent,
+		                             r->avg, r->since, r->raise_rate, &raised);
+
+		if (got != r->want || raised != r->raised) {
+			print_error("%s: got %u replicas (raised %d), want %u (raised %d)\n",
+			            r->name, got, raised, r->want, r->raised);
+			fail();
+		}
+	}
+}
+
+/* More fallbacks (recent or average) never give fewer replicas, and never more than the
+ * region's boxes or max_replicas (8). */
+static void test_misses_monotone_and_bounded(void **state)
+{
+	static const double rates[] = { 0, 0.01, 0.04, 0.05, 0.06, 0.1, 0.5, 3, 100 };
+	static const int64_t sinces[] = { -1, 0, 1000, MISS_COOL, 600000 };
+	const size_t nr = sizeof rates / sizeof *rates;
+
+	(void)state;
+	for (size_t k = 0; k < 4 * 13 * 5 * nr * nr; k++) {
+		uint32_t boxes = 1 + 3 * (uint32_t)(k % 4), held = (uint32_t)(k / 4 % 13);
+		int64_t since = sinces[k / 52 % 5];
+		size_t a = k / 260 % nr, b = k / 260 / nr;
+		uint32_t n, up_a, up_b;
+
+		if (held > boxes)
+			continue;
+		n = miss_replicas(10, MISS_SIZE, held, boxes, rates[a], rates[b], since, 0.1, NULL);
+		up_a = a + 1 == nr ? n : miss_replicas(10, MISS_SIZE, held, boxes, rates[a + 1],
+		                                       rates[b], since, 0.1, NULL);
+		up_b = b + 1 == nr ? n : miss_replicas(10, MISS_SIZE, held, boxes, rates[a],
+		                                       rates[b + 1], since, 0.1, NULL);
+		assert_true(n <= boxes && n <= 8);
+		assert_true(up_a >= n && up_b >= n);
+	}
+}
+
+/* The raised floor is a wish: placement puts replicas only where there is room. Four boxes
+ * in the region, two with space for the object: a floor of 4 places 2. */
+static void test_misses_bounded_by_capacity(void **state)
+{
+	struct pol_place_params p;
+	struct pold_miss_params mp = { 1.0, 0.1, MISS_COOL };
+	struct pol_place_obj o = { .obj_hash = 77, .region_hash = 5, .size_bytes = 1000,
+	                           .rate = 10, .held = 3 };
+	struct pol_place_box b[4];
+	struct pol_place_result *res = NULL;
+
+	(void)state;
+	pol_place_params_default(&p);
+	for (uint64_t i = 0; i < 4; i++)
+		b[i] = (struct pol_place_box){ .id_hash = 1000 + i * 7919, .region_hash = 5,
+		                               .storage_bytes = i < 2 ? 1000000 : 10,
+		                               .uplink_bps = 1000000000, .is_up = 1 };
+	assert_int_equal(pold_miss_apply(&o, 1, 1, -1, &mp), 1);
+	assert_int_equal(o.min_replicas, 4);
+	assert_int_equal(pol_place_compute(&o, 1, b, 4, &p, &res), 0);
+	assert_int_equal(res->wanted[0], 4);
+	assert_int_equal(res->replicas[0], 2);
+	pol_place_result_free(res);
+}
+
 struct pub_row {
 	const char *name;
 	const char *regions, *expires, *region;
@@ -354,6 +491,9 @@ int main(void)
 		cmocka_unit_test(test_demand_rate),
 		cmocka_unit_test(test_demand_monotone),
 		cmocka_unit_test(test_demand_recent),
+		cmocka_unit_test(test_misses_raise_replicas),
+		cmocka_unit_test(test_misses_monotone_and_bounded),
+		cmocka_unit_test(test_misses_bounded_by_capacity),
 		cmocka_unit_test(test_pub_live),
 	};
 

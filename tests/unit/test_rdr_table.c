@@ -201,6 +201,70 @@ static void test_pop_bounds(void **state)
 	rdr_pop_free(NULL);
 }
 
+/* The entry of (region, path) in the current batch, or NULL. */
+static const struct pop_entry *pop_find(const struct rdr_pop *p, const char *region,
+                                        const char *path)
+{
+	for (size_t i = 0; i < p->cap; i++) {
+		const struct pop_entry *e = p->slots[i];
+
+		if (e && strcmp(e->key, region) == 0 &&
+		    strcmp(e->key + e->region_len + 1, path) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static const struct {
+	const char *name;
+	enum pol_miss miss;
+	int counts;
+} pop_miss_rows[] = {
+	{ "a redirect to a box is no fallback", POL_MISS_NONE, 0 },
+	{ "boxes in reach all over capacity: too few replicas", POL_MISS_ALL_OVER_CAPACITY, 1 },
+	{ "boxes in reach too slow: too few replicas", POL_MISS_SLA_TTFB, 1 },
+	{ "cached-only and nobody holds it: too few replicas", POL_MISS_NOT_CACHED, 1 },
+	{ "no box at all: replicas cannot help", POL_MISS_NO_BOX, 0 },
+	{ "no box in reach: replicas cannot help", POL_MISS_NO_BOX_IN_REACH, 0 },
+	{ "stale heartbeats: replicas cannot help", POL_MISS_STATE_STALE, 0 },
+	{ "redis down: replicas cannot help", POL_MISS_REDIS_DOWN, 0 },
+};
+
+static void test_pop_counts_only_fallbacks_replicas_could_fix(void **state)
+{
+	struct rdr_pop *p = rdr_pop_new(16);
+	const struct pop_entry *e;
+
+	(void)state;
+	assert_non_null(p);
+	for (size_t i = 0; i < sizeof pop_miss_rows / sizeof *pop_miss_rows; i++) {
+		char path[32];
+
+		snprintf(path, sizeof path, "/m/%zu", i);
+		if (rdr_pop_miss_counts(pop_miss_rows[i].miss) != pop_miss_rows[i].counts)
+			fail_msg("%s: miss_counts %d", pop_miss_rows[i].name, !pop_miss_rows[i].counts);
+		assert_int_equal(rdr_pop_count_outcome(p, "eu", path, strlen(path),
+		                                       pop_miss_rows[i].miss), 0);
+		assert_int_equal(rdr_pop_count_outcome(p, "eu", path, strlen(path),
+		                                       pop_miss_rows[i].miss), 0);
+		assert_non_null(e = pop_find(p, "eu", path));
+		if (e->count != 2 || e->misses != (uint64_t)(2 * pop_miss_rows[i].counts))
+			fail_msg("%s: count %llu misses %llu", pop_miss_rows[i].name,
+			         (unsigned long long)e->count, (unsigned long long)e->misses);
+	}
+	/* the same (region, path) mixes hits and fallbacks; rdr_pop_count() is a hit */
+	assert_int_equal(rdr_pop_count(p, "eu", "/x", 2), 0);
+	assert_int_equal(rdr_pop_count_outcome(p, "eu", "/x", 2, POL_MISS_ALL_OVER_CAPACITY),
+	                 0);
+	assert_int_equal(rdr_pop_count_outcome(p, "us", "/x", 2, POL_MISS_SLA_TTFB), 0);
+	assert_non_null(e = pop_find(p, "eu", "/x"));
+	assert_int_equal(e->count, 2);
+	assert_int_equal(e->misses, 1);
+	assert_non_null(e = pop_find(p, "us", "/x"));
+	assert_int_equal(e->misses, 1);
+	rdr_pop_free(p);
+}
+
 /* ---- charging --------------------------------------------------------------------- */
 
 /* A syncer with a one-box table, built without Redis or an event loop. */
@@ -453,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_odd_and_embedded_nul),
 		cmocka_unit_test(test_check_path),
 		cmocka_unit_test(test_pop_bounds),
+		cmocka_unit_test(test_pop_counts_only_fallbacks_replicas_could_fix),
 		cmocka_unit_test(test_charge_counts_until_it_expires),
 		cmocka_unit_test(test_heartbeat_after_reflect_time_clears_older_charges),
 		cmocka_unit_test(test_charging_off_charges_nothing),
