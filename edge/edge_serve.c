@@ -457,38 +457,22 @@ static const char *serve_split_path(const char *p, size_t len, const char **tok,
 	return NULL;
 }
 
+/* The token layer's path rules (ec_token_path_check: no "..", "//", "." segments, NUL,
+ * backslash, control bytes, bad or encoded '.', '/', '\\', NUL escapes), plus what a cache
+ * key must not hold: spaces and non-ASCII bytes. Returns NULL or the reason for a 400. */
 const char *edge_serve_check_path(const char *obj, size_t objlen)
 {
+	const char *why = NULL;
+
 	if (objlen < 2 || obj[0] != '/')
 		return "empty object path";
 	if (objlen > EDGE_STORE_PATH_MAX)
 		return "object path too long";
-	if (memchr(obj, '\0', objlen))
-		return "NUL in path";
-	for (size_t i = 0; i < objlen; i++) {
-		unsigned char c = (unsigned char)obj[i];
-		if (c <= 0x20 || c >= 0x7f)
-			return "control character, space or non-ASCII byte in path";
-		if (c == '\\')
-			return "backslash in path";
-		if (c == '/' && i + 1 < objlen && obj[i + 1] == '/')
-			return "empty segment (//) in path";
-		if (c == '.' && i + 1 < objlen && obj[i + 1] == '.')
-			return "\"..\" in path";
-		if (c == '%') {
-			int hi, lo, v;
-			if (i + 2 >= objlen || (hi = hexval(obj[i + 1])) < 0 ||
-			    (lo = hexval(obj[i + 2])) < 0)
-				return "bad percent-escape in path";
-			v = hi * 16 + lo;
-			if (v == '.' || v == '/' || v == '\\' || v == 0)
-				return "encoded '.', '/', '\\' or NUL in path";
-		}
-	}
-	/* "/." and "/./" segments are not normal either */
-	for (size_t i = 0; i + 1 < objlen; i++)
-		if (obj[i] == '/' && obj[i + 1] == '.' && (i + 2 == objlen || obj[i + 2] == '/'))
-			return "\".\" segment in path";
+	if (ec_token_path_check(obj, objlen, &why) != 0)
+		return why;
+	for (size_t i = 0; i < objlen; i++)
+		if ((unsigned char)obj[i] <= 0x20 || (unsigned char)obj[i] >= 0x7f)
+			return "space or non-ASCII byte in path";
 	return NULL;
 }
 
