@@ -155,6 +155,100 @@ char *ec_http_scratch(struct ec_http_server *s, size_t n)
 	return p;
 }
 
+/* Appends n bytes to a connection's output in chains sized for them. evbuffer_add sizes a
+ * new chain after the last one, and a file-segment chain "measures" its file offset plus
+ * length: a 9-byte frame header after a frame of a large file would otherwise allocate
+ * that much. Returns 0 or -1 (allocation). */
+int ec_http_out_add(struct evbuffer *out, const void *p, size_t n)
+{
+	struct evbuffer_iovec v[2];
+	const char *src = p;
+	int k, i;
+
+	if (!n)
+		return 0;
+	k = evbuffer_reserve_space(out, (ev_ssize_t)n, v, 2);
+	if (k < 1)
+		return -1;
+	for (i = 0; i < k && n; i++) {
+		size_t m = v[i].iov_len < n ? v[i].iov_len : n;
+		memcpy(v[i].iov_base, src, m);
+		v[i].iov_len = m;
+		src += m;
+		n -= m;
+	}
+	return evbuffer_commit_space(out, v, i);
+}
+
+/* Records that the last `len` bytes of c's output are body bytes of rq, so that
+ * ec_http_req_body_sent can tell when the socket took them. Returns 0 or EC_ENOMEM. */
+int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len)
+{
+	struct ec_http_note *n;
+
+	if (!len)
+		return 0;
+	if (c->notes_len == c->notes_cap) {
+		size_t cap = c->notes_cap ? c->notes_cap * 2 : 16, i;
+		struct ec_http_note *p = malloc(cap * sizeof *p);
+		if (!p)
+			return EC_ENOMEM;
+		for (i = 0; i < c->notes_len; i++)
+			p[i] = c->notes[(c->notes_head + i) % c->notes_cap];
+		free(c->notes);
+		c->notes = p;
+		c->notes_cap = cap;
+		c->notes_head = 0;
+	}
+	n = &c->notes[(c->notes_head + c->notes_len) % c->notes_cap];
+	n->rq = rq;
+	n->end = c->out_sent + evbuffer_get_length(bufferevent_get_output(c->bev));
+	n->len = len;
+	c->notes_len++;
+	rq->n_notes++;
+	rq->oconn = c;
+	return 0;
+}
+
+/* Output callback: counts what left the buffer and credits fully written notes. */
+static void on_out_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                           void *arg)
+{
+	struct ec_http_conn *c = arg;
+
+	if (!info->n_deleted)
+		return;
+	c->out_sent += info->n_deleted;
+	while (c->notes_len) {
+		struct ec_http_note *n = &c->notes[c->notes_head];
+		if (n->end > c->out_sent)
+			break;
+		if (n->rq) {
+			n->rq->body_sent += n->len;
+			n->rq->n_notes--;
+		}
+		c->notes_head = (c->notes_head + 1) % c->notes_cap;
+		c->notes_len--;
+	}
+}
+
+/* Drops rq's notes before it is recycled (their bytes may still be in the output). */
+static void notes_forget(struct ec_http_rq *rq)
+{
+	struct ec_http_conn *c = rq->oconn;
+	size_t i;
+
+	for (i = 0; c && rq->n_notes && i < c->notes_len; i++) {
+		struct ec_http_note *n = &c->notes[(c->notes_head + i) % c->notes_cap];
+		if (n->rq == rq) {
+			n->rq = NULL;
+			rq->n_notes--;
+		}
+	}
+	rq->n_notes = 0;
+	rq->oconn = NULL;
+}
+
 static int ieq(const char *a, size_t alen, const char *lit)
 {
 	size_t n = strlen(lit);
@@ -303,6 +397,7 @@ static void rq_unlink(struct ec_http_rq *rq)
 /* Returns rq to the pool or frees it. Its close callback must have run. */
 static void rq_recycle(struct ec_http_server *s, struct ec_http_rq *rq)
 {
+	notes_forget(rq);
 	if (rq->seg) {
 		evbuffer_file_segment_free(rq->seg);
 		rq->seg = NULL;
@@ -638,6 +733,13 @@ static void work_remove(struct ec_http_conn *c)
 	for (pp = &c->srv->work; *pp; pp = &(*pp)->wnext) {
 		if (*pp == c) {
 			*pp = c->wnext;
+			c->in_work = 0;
+			return;
+		}
+	}
+	for (pp = &c->srv->work_run; *pp; pp = &(*pp)->wnext) {
+		if (*pp == c) {
+			*pp = c->wnext;
 			break;
 		}
 	}
@@ -712,10 +814,49 @@ static void conn_free(struct ec_http_conn *c)
 			rq->close_cb(&rq->pub, rq->close_arg, rq->completed);
 		rq_recycle(s, rq);
 	}
-	if (c->bev)
+	if (c->bev) {
+		if (c->out_cb) /* the buffer may outlive c inside libevent */
+			evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 		bufferevent_free(c->bev); /* closes fd (and frees the SSL) */
+	}
+	free(c->notes);
 	c->magic = 0;
 	free(c);
+}
+
+/* Plain connections: writes the output straight to the socket, without a round through
+ * the event loop and without the write event while the socket keeps up. Returns 1 when
+ * the output is empty; otherwise the write event takes over (also to report an error). */
+static int conn_push_out(struct ec_http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int n;
+
+	if (c->proto == EC_HTTP_CONN_H1 && evbuffer_get_length(out) > EC_HTTP_MAX_WRITE)
+		goto wait;
+	/* the bufferevent keeps its output's front frozen except while it writes */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out)) {
+		n = evbuffer_write_atmost(out, c->fd, EC_HTTP_MAX_WRITE);
+		if (n <= 0)
+			break;
+	}
+	evbuffer_freeze(out, 1);
+	if (!evbuffer_get_length(out)) {
+		if (bufferevent_get_enabled(c->bev) & EV_WRITE)
+			bufferevent_disable(c->bev, EV_WRITE);
+		return 1;
+	}
+wait:
+	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
+}
+
+void ec_http_conn_push(struct ec_http_conn *c)
+{
+	if (c->is_direct && !c->is_linger && !c->is_closing)
+		conn_push_out(c);
 }
 
 static void conn_hold(struct ec_http_conn *c)
@@ -737,12 +878,24 @@ static void conn_release(struct ec_http_conn *c)
 		return;
 	}
 	for (guard = 0; guard < 64 && !c->is_closing; guard++) {
+		int flushed = 1;
+		if (c->is_direct && !c->is_linger) {
+			flushed = conn_push_out(c);
+			/* no write callback follows a direct write: wake a producer here */
+			if (c->proto == EC_HTTP_CONN_H1 && !c->is_closing)
+				ec_http_h1_on_write(c);
+		}
 		if (c->proto == EC_HTTP_CONN_H2)
 			ec_http_h2_settle(c);
 		else if (c->proto == EC_HTTP_CONN_H1)
 			ec_http_h1_settle(c);
-		if (!c->zombies)
-			break;
+		if (!c->zombies) {
+			/* settling queued more output (the next pipelined answer): push it too */
+			if (c->is_closing || !c->is_direct || c->is_linger || !flushed ||
+			    !evbuffer_get_length(bufferevent_get_output(c->bev)))
+				break;
+			continue;
+		}
 		while ((rq = c->zombies)) {
 			c->zombies = rq->znext;
 			rq->conn = NULL;
@@ -751,6 +904,11 @@ static void conn_release(struct ec_http_conn *c)
 			rq_recycle(c->srv, rq);
 		}
 	}
+	/* the guard ran out while a producer kept refilling a socket that keeps up: its
+	 * next drain callback runs on the next turn of the loop, after other events */
+	if (!c->is_closing && c->is_direct && !c->is_linger && conn_push_out(c) &&
+	    c->proto == EC_HTTP_CONN_H1 && ec_http_h1_drain_due(c))
+		ec_http_conn_schedule(c);
 	if (!c->is_closing && c->is_shutdown && !c->is_linger &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		linger_start(c);
@@ -766,8 +924,12 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
 	struct ec_http_server *s = arg;
 	struct ec_http_conn *c;
 
-	while ((c = s->work)) {
-		s->work = c->wnext;
+	/* one batch: connections scheduled while it runs wait for the next turn of the
+	 * loop, so a connection that keeps scheduling itself cannot starve the others */
+	s->work_run = s->work;
+	s->work = NULL;
+	while ((c = s->work_run)) {
+		s->work_run = c->wnext;
 		c->in_work = 0;
 		conn_hold(c);
 		conn_release(c);
@@ -843,6 +1005,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
 	conn_hold(c);
+	if (c->is_direct && !evbuffer_get_length(bufferevent_get_output(bev)))
+		bufferevent_disable(bev, EV_WRITE); /* conn_push writes until it blocks again */
 	if (!c->is_closing && !c->is_linger) {
 		if (c->proto == EC_HTTP_CONN_H2)
 			ec_http_h2_on_write(c);
@@ -996,7 +1160,13 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_set_timeouts(c->bev, NULL, &s->tv_write);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, s->h1_raw_cap + 1);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_set_max_single_write(c->bev, EC_HTTP_MAX_WRITE);
+	c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_drained, c);
+	/* plain sockets are written by conn_push; the write event only waits for room */
+	c->is_direct = !l->is_tls;
+	if (c->is_direct)
+		bufferevent_disable(c->bev, EV_WRITE); /* new bufferevents start with it on */
+	bufferevent_enable(c->bev, c->is_direct ? EV_READ : EV_READ | EV_WRITE);
 	/* a new connection gets the header timeout: it must say something soon */
 	ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
 }
@@ -1479,6 +1649,24 @@ const char *ec_http_req_header(const struct ec_http_req *req, const char *lname,
 		}
 	}
 	return NULL;
+}
+
+uint64_t ec_http_req_body_sent(const struct ec_http_req *req)
+{
+	const struct ec_http_rq *rq = (const struct ec_http_rq *)req;
+	const struct ec_http_conn *c;
+	uint64_t n;
+
+	EC_ASSERT(req && req->magic == EC_HTTP_REQ_MAGIC);
+	n = rq->body_sent;
+	c = rq->oconn;
+	if (c && rq->n_notes && c->notes_len) {
+		/* the oldest note may be partly written */
+		const struct ec_http_note *h = &c->notes[c->notes_head];
+		if (h->rq == rq && c->out_sent > h->end - h->len)
+			n += c->out_sent - (h->end - h->len);
+	}
+	return n;
 }
 
 void ec_http_req_on_close(struct ec_http_req *req, ec_http_close_cb cb, void *arg)

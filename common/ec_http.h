@@ -129,6 +129,12 @@ void ec_http_server_free(struct ec_http_server *s);
 const char *ec_http_req_header(const struct ec_http_req *req, const char *lname,
                                size_t *value_len);
 void ec_http_req_on_close(struct ec_http_req *req, ec_http_close_cb cb, void *arg);
+/* Body bytes of this request's response the socket has taken so far (through TLS: the
+ * bytes handed to it); headers and framing are not counted. Exact at the byte level; on
+ * HTTP/1.1 it equals the body length once the close callback says completed, on HTTP/2
+ * the close callback can run while the last frames still wait in the connection's output,
+ * and the count stops there. Valid until the close callback returns. */
+uint64_t ec_http_req_body_sent(const struct ec_http_req *req);
 
 /* A complete response. The body is copied (not sent for HEAD; Content-Length is still
  * len; 204 and 304 get neither body nor Content-Length). Date and Content-Length are

@@ -418,13 +418,22 @@ void ec_http_h1_on_eof(struct ec_http_conn *c)
 		ec_http_conn_close(c);
 }
 
+/* 1 when a streaming producer waits for room and the output is at low water: the next
+ * ec_http_h1_on_write calls its drain callback. */
+int ec_http_h1_drain_due(const struct ec_http_conn *c)
+{
+	const struct ec_http_rq *rq = c->u.h1.cur;
+
+	return rq && rq->state == EC_HTTP_RQ_BODY && rq->drain_armed && rq->drain_cb &&
+	       evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->srv->o.out_low_water;
+}
+
 /* Output fell to a watermark: wake a streaming producer waiting for room. */
 void ec_http_h1_on_write(struct ec_http_conn *c)
 {
 	struct ec_http_rq *rq = c->u.h1.cur;
 
-	if (rq && rq->state == EC_HTTP_RQ_BODY && rq->drain_armed && rq->drain_cb &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->srv->o.out_low_water) {
+	if (ec_http_h1_drain_due(c)) {
 		rq->drain_armed = 0;
 		rq->drain_cb(&rq->pub, rq->drain_arg);
 	}
@@ -568,11 +577,13 @@ int ec_http_h1_write(struct ec_http_rq *rq, const void *data, size_t len)
 	if (rq->is_chunked) {
 		n = snprintf(hd, sizeof hd, "%zx\r\n", len);
 		if (evbuffer_add(out, hd, (size_t)n) || evbuffer_add(out, data, len) ||
-		    evbuffer_add(out, "\r\n", 2))
+		    ec_http_out_note(rq->conn, rq, len) || evbuffer_add(out, "\r\n", 2))
 			return EC_ENOMEM;
 		return 0;
 	}
-	return evbuffer_add(out, data, len) ? EC_ENOMEM : 0;
+	if (evbuffer_add(out, data, len))
+		return EC_ENOMEM;
+	return ec_http_out_note(rq->conn, rq, len);
 }
 
 int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, uint64_t len)
@@ -581,7 +592,7 @@ int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, ui
 
 	if (evbuffer_add_file_segment(out, seg, 0, (ev_off_t)len) != 0)
 		return EC_EIO;
-	return 0;
+	return ec_http_out_note(rq->conn, rq, (size_t)len);
 }
 
 int ec_http_h1_end(struct ec_http_rq *rq)

@@ -308,6 +308,17 @@ static ssize_t on_data_read(nghttp2_session *sess, int32_t sid, uint8_t *buf, si
 	return (ssize_t)n;
 }
 
+/* DATA payloads as large as the peer accepts (SETTINGS_MAX_FRAME_SIZE), up to
+ * EC_HTTP_H2_FRAME_MAX: fewer frames and writes per response. nghttp2 applies the flow
+ * control windows; its frame buffer grows to this size once per session. */
+static ssize_t on_data_len(nghttp2_session *sess, uint8_t type, int32_t sid,
+                           int32_t session_window, int32_t stream_window,
+                           uint32_t remote_max_frame_size, void *user)
+{
+	return remote_max_frame_size < EC_HTTP_H2_FRAME_MAX ? (ssize_t)remote_max_frame_size
+	                                                    : (ssize_t)EC_HTTP_H2_FRAME_MAX;
+}
+
 /* A DATA frame: its header, then the payload moved (memory) or referenced (file). */
 static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *source, void *user)
@@ -318,15 +329,18 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 	static const uint8_t zeros[256];
 	size_t pad = frame->data.padlen;
 
-	if (evbuffer_add(out, framehd, 9) != 0)
+	/* never evbuffer_add here: see ec_http_out_add */
+	if (ec_http_out_add(out, framehd, 9) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (pad > 0) {
 		uint8_t pl = (uint8_t)(pad - 1);
-		if (evbuffer_add(out, &pl, 1) != 0)
+		if (ec_http_out_add(out, &pl, 1) != 0)
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	if (length) {
 		if (rq->seg) {
+			/* a reference into the response's one segment: sendfile on h2c, the
+			 * segment's single mapping under TLS */
 			if (evbuffer_add_file_segment(out, rq->seg, (ev_off_t)rq->seg_off,
 			                              (ev_off_t)length) != 0)
 				return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -335,8 +349,10 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 		} else if (evbuffer_remove_buffer(rq->body, out, length) != (int)length) {
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 		}
+		if (ec_http_out_note(c, rq, length) != 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
-	if (pad > 1 && evbuffer_add(out, zeros, pad - 1) != 0)
+	if (pad > 1 && ec_http_out_add(out, zeros, pad - 1) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	rq->progress_us = ec_now_us();
 	if (rq->drain_armed && !rq->in_drain_q && rq->state == EC_HTTP_RQ_BODY &&
@@ -366,12 +382,13 @@ static void h2_fatal(struct ec_http_conn *c, int err)
 		const uint8_t *data;
 		ssize_t n;
 		while ((n = nghttp2_session_mem_send(c->u.h2.sess, &data)) > 0)
-			evbuffer_add(out, data, (size_t)n);
+			ec_http_out_add(out, data, (size_t)n);
 	}
 	ec_http_conn_shutdown(c);
 }
 
-/* Serializes queued frames into the output until it reaches high water. */
+/* Serializes queued frames into the output until it reaches high water; on plain sockets
+ * writes each batch at once and goes on while the socket takes it. */
 void ec_http_h2_flush(struct ec_http_conn *c)
 {
 	struct ec_http_server *s = c->srv;
@@ -385,6 +402,11 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 		return;
 	for (;;) {
 		if (evbuffer_get_length(out) >= s->o.out_high_water) {
+			if (c->is_direct) {
+				ec_http_conn_push(c);
+				if (evbuffer_get_length(out) < s->o.out_high_water)
+					continue;
+			}
 			c->need_flush = 1; /* resumed by the write callback */
 			break;
 		}
@@ -395,11 +417,12 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 		}
 		if (n == 0)
 			break;
-		if (evbuffer_add(out, data, (size_t)n) != 0) {
+		if (ec_http_out_add(out, data, (size_t)n) != 0) {
 			ec_http_conn_close(c);
 			return;
 		}
 	}
+	ec_http_conn_push(c);
 	if (!nghttp2_session_want_read(sess) && !nghttp2_session_want_write(sess))
 		ec_http_conn_shutdown(c);
 }
@@ -564,6 +587,7 @@ int ec_http_h2_setup(struct ec_http_server *s)
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame_recv);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, on_data_len);
 	s->h2_cbs = cb;
 	if (nghttp2_option_new(&s->h2_opt) != 0)
 		return EC_ENOMEM;
@@ -657,17 +681,22 @@ void ec_http_h2_on_read(struct ec_http_conn *c)
 	}
 }
 
-void ec_http_h2_on_write(struct ec_http_conn *c)
+/* Reading paused at high water resumes once the output fell below it, whoever wrote it
+ * (the write callback, or a flush that wrote to the socket directly). */
+static void h2_resume_read(struct ec_http_conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
-	ec_http_h2_flush(c);
-	if (c->read_paused && !c->is_closing &&
-	    evbuffer_get_length(out) < c->srv->o.out_high_water) {
+	if (c->read_paused && !c->is_closing && !c->is_shutdown &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) < c->srv->o.out_high_water) {
 		c->read_paused = 0;
 		bufferevent_enable(c->bev, EV_READ);
 		ec_http_h2_on_read(c);
 	}
+}
+
+void ec_http_h2_on_write(struct ec_http_conn *c)
+{
+	ec_http_h2_flush(c);
+	h2_resume_read(c);
 }
 
 /* With no callback on the stack: wake drained producers, flush, pick the timer. */
@@ -686,11 +715,14 @@ void ec_http_h2_settle(struct ec_http_conn *c)
 				rq->drain_cb(&rq->pub, rq->drain_arg);
 			}
 		}
-		if (!c->need_flush)
+		if (c->need_flush)
+			ec_http_h2_flush(c);
+		h2_resume_read(c);
+		if (!c->need_flush && !h->drain_q)
 			break;
-		ec_http_h2_flush(c);
-		if (c->need_flush) /* at high water */
-			break;
+		if (c->need_flush &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->srv->o.out_high_water)
+			break; /* at high water: the write callback resumes */
 	}
 	if (c->is_closing || c->is_shutdown || !h->got_frame)
 		return;

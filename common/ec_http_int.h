@@ -29,6 +29,8 @@
 #define EC_HTTP_LOG_PER_SEC    20      /* refusal log lines per second */
 #define EC_HTTP_POOL_MAX       1024    /* recycled request objects kept */
 #define EC_HTTP_ARENA_KEEP     (32u * 1024) /* larger arenas are freed, not recycled */
+#define EC_HTTP_MAX_WRITE      (262144) /* bytes per write call on the socket */
+#define EC_HTTP_H2_FRAME_MAX   (64u * 1024) /* DATA payload cap when the peer allows more */
 
 /* Why a request or connection was refused; one counter each. */
 enum ec_http_rej {
@@ -97,6 +99,9 @@ struct ec_http_rq {
 	unsigned wait_end : 1;           /* h2: HEADERS without END_STREAM, body not yet seen */
 	unsigned rst_after_end : 1;      /* h2: refused request, reset after the response */
 	int64_t body_left;               /* declared length still to write, -1 unknown */
+	uint64_t body_sent;              /* body bytes of fully written output notes */
+	uint32_t n_notes;                /* its notes still in the connection's output */
+	struct ec_http_conn *oconn;      /* the connection its notes live on, until recycled */
 	int64_t progress_us;             /* h2: last DATA sent, for stall checks */
 	int64_t begin_us;                /* h2: HEADERS began */
 	ec_http_close_cb close_cb;
@@ -146,6 +151,14 @@ struct ec_http_h2 {
 	struct ec_http_rq *drain_q; /* streams whose buffered data fell below low water */
 };
 
+/* Body bytes of one request that end at output position `end` (counted from the
+ * connection's first output byte); popped once the socket took them. */
+struct ec_http_note {
+	struct ec_http_rq *rq;  /* NULL: its request was recycled */
+	uint64_t end;
+	uint64_t len;
+};
+
 struct ec_http_conn {
 	unsigned magic;
 	struct ec_http_server *srv;
@@ -168,7 +181,12 @@ struct ec_http_conn {
 	unsigned need_flush : 1;          /* h2 frames to serialize */
 	unsigned read_paused : 1;         /* output above high water */
 	unsigned peer_eof : 1;
+	unsigned is_direct : 1;           /* plain socket: output is written by conn_push */
 	size_t linger_bytes;
+	uint64_t out_sent;                /* output bytes taken by the socket (or TLS) */
+	struct evbuffer_cb_entry *out_cb; /* counts them */
+	struct ec_http_note *notes;       /* ring of body notes in output order */
+	size_t notes_head, notes_len, notes_cap;
 	struct ec_http_rq *reqs;          /* open requests */
 	struct ec_http_rq *zombies;       /* finished, close callbacks pending */
 	union {
@@ -193,6 +211,7 @@ struct ec_http_server {
 	struct ec_http_listener *listeners;
 	struct ec_http_conn *conns;
 	struct ec_http_conn *work;        /* conns with deferred work */
+	struct ec_http_conn *work_run;    /* the batch on_work is running now */
 	struct event *work_ev;
 	size_t n_conns, n_inflight;
 	uint64_t next_id;
@@ -250,10 +269,14 @@ void ec_http_log_refusal(struct ec_http_conn *c, uint64_t id, int status, const 
 const char *ec_http_date(struct ec_http_server *s);
 int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen, int is_h2);
 char *ec_http_scratch(struct ec_http_server *s, size_t n);
+int ec_http_out_add(struct evbuffer *out, const void *p, size_t n);
+int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);
+void ec_http_conn_push(struct ec_http_conn *c);
 
 /* ec_http_h1.c */
 void ec_http_h1_on_read(struct ec_http_conn *c);
 void ec_http_h1_on_write(struct ec_http_conn *c);
+int ec_http_h1_drain_due(const struct ec_http_conn *c);
 void ec_http_h1_on_eof(struct ec_http_conn *c);
 void ec_http_h1_settle(struct ec_http_conn *c);
 void ec_http_h1_on_timeout(struct ec_http_conn *c);

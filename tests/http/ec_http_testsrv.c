@@ -3,6 +3,8 @@
  * in-memory, file (respond_fd), async streaming with backpressure, delayed, redirect.
  * Not a daemon: no config file; everything comes from the command line. */
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +18,17 @@
 #include "ec_log.h"
 #include "ec_metrics.h"
 
+#define TSRV_FILES 8 /* file sizes kept open for /file */
+
 struct tsrv {
 	struct event_base *base;
 	struct ec_http_server *http;
 	struct ec_metrics *metrics;
 	struct event *ev_term, *ev_int, *ev_check;
 	uint64_t handler_calls, closed_ok, closed_gone;
+	uint64_t body_sent;  /* ec_http_req_body_sent summed over closed requests */
+	struct { long size; int fd; } files[TSRV_FILES]; /* unlinked, fd -1: empty */
+	unsigned files_next;
 };
 
 /* async work for /slow and /stream; freed in its request's close callback */
@@ -34,6 +41,12 @@ struct job {
 	size_t size;         /* bytes per chunk, 0: a short text line */
 	int waiting_drain;
 	int is_stream;
+	/* /pstream: pattern bytes off..len, chunk sizes varied around `chunk` */
+	uint64_t off, len;
+	size_t chunk, high;
+	unsigned seed;
+	long ms;             /* pause between chunks; -1: write until backpressure */
+	int no_drain;        /* paced by the timer only: no drain callback, no high water */
 };
 
 static const struct ec_http_header text_hdr[] = {
@@ -59,6 +72,9 @@ static void on_req_close(struct ec_http_req *req, void *arg, int completed)
 {
 	struct tsrv *t = arg;
 
+	/* /stats answers are left out, so a client can take exact differences */
+	if (strcmp(req->path, "/stats") != 0)
+		t->body_sent += ec_http_req_body_sent(req);
 	if (completed)
 		t->closed_ok++;
 	else
@@ -98,7 +114,70 @@ static int file_make(long size)
 	return fd;
 }
 
+/* Returns a new descriptor (the caller's) of a file of `size` pattern bytes. Files are
+ * made once per size and reopened for each request, as a cache would serve them. */
+static int file_open(struct tsrv *t, long size)
+{
+	char path[64];
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < TSRV_FILES; i++)
+		if (t->files[i].fd >= 0 && t->files[i].size == size)
+			break;
+	if (i == TSRV_FILES) {
+		i = t->files_next++ % TSRV_FILES;
+		if (t->files[i].fd >= 0)
+			close(t->files[i].fd);
+		t->files[i].fd = file_make(size);
+		t->files[i].size = size;
+		if (t->files[i].fd < 0)
+			return -1;
+	}
+	snprintf(path, sizeof path, "/proc/self/fd/%d", t->files[i].fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? fd : dup(t->files[i].fd);
+}
+
+/* The pattern of /pstream and /pmem: 16-byte records "SSSSSSOOOOOOOOO\n", the seed and
+ * the record's offset in hex, so a lost, repeated, misplaced or foreign byte shows. */
+static void pat_fill(char *d, unsigned seed, uint64_t off, size_t n)
+{
+	char rec[17];
+
+	while (n) {
+		uint64_t r = off & ~(uint64_t)15;
+		size_t at = (size_t)(off - r), m = 16 - at;
+		snprintf(rec, sizeof rec, "%06x%09llx", seed & 0xffffff,
+		         (unsigned long long)(r & 0xfffffffffULL));
+		rec[15] = '\n';
+		if (m > n)
+			m = n;
+		memcpy(d, rec + at, m);
+		d += m;
+		off += m;
+		n -= m;
+	}
+}
+
+/* VmRSS of this process in KiB, or -1 */
+static long rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kib = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kib;
+}
+
 static void stream_step(struct job *j);
+static void pstream_step(struct job *j);
 
 static void on_stream_drain(struct ec_http_req *req, void *arg)
 {
@@ -106,7 +185,10 @@ static void on_stream_drain(struct ec_http_req *req, void *arg)
 
 	if (j->waiting_drain) {
 		j->waiting_drain = 0;
-		stream_step(j);
+		if (j->is_stream == 2)
+			pstream_step(j);
+		else
+			stream_step(j);
 	}
 }
 
@@ -150,12 +232,50 @@ static void stream_step(struct job *j)
 	ec_http_stream_end(j->req);
 }
 
+/* One buffer shared by every /pstream response, refilled for each write: the API copies. */
+static void pstream_step(struct job *j)
+{
+	static char buf[256 * 1024];
+	struct timeval tv = { j->ms / 1000, (j->ms % 1000) * 1000 };
+
+	while (j->off < j->len) {
+		size_t n = j->chunk;
+		if (j->n % 3 == 1)
+			n = j->chunk / 2 + 13;
+		else if (j->n % 3 == 2)
+			n = 1 + (size_t)j->n * 7919 % j->chunk;
+		if (n > sizeof buf)
+			n = sizeof buf;
+		if (n > j->len - j->off)
+			n = (size_t)(j->len - j->off);
+		pat_fill(buf, j->seed, j->off, n);
+		if (ec_http_stream_write(j->req, buf, n) != 0) {
+			ec_http_abort(j->req);
+			return;
+		}
+		memset(buf, 'X', n); /* a copy the server did not take shows up as X */
+		j->off += n;
+		j->n++;
+		if (!j->no_drain && j->off < j->len && ec_http_stream_buffered(j->req) > j->high) {
+			j->waiting_drain = 1; /* on_stream_drain resumes */
+			return;
+		}
+		if (j->ms >= 0 && j->off < j->len) {
+			event_add(j->ev, &tv);
+			return;
+		}
+	}
+	ec_http_stream_end(j->req);
+}
+
 static void on_job_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
 	static const char body[] = "slow\n";
 
-	if (j->is_stream)
+	if (j->is_stream == 2)
+		pstream_step(j);
+	else if (j->is_stream)
 		stream_step(j);
 	else
 		ec_http_respond(j->req, 200, text_hdr, 1, body, sizeof body - 1);
@@ -201,7 +321,7 @@ static void on_request(struct ec_http_req *req, void *arg)
 		long off = query_num(req->query, "off", 0);
 		int fd;
 		ec_http_req_on_close(req, on_req_close, t);
-		if (size < 0 || off < 0 || off > size || (fd = file_make(size)) < 0) {
+		if (size < 0 || off < 0 || off > size || (fd = file_open(t, size)) < 0) {
 			ec_http_respond(req, 500, text_hdr, 1, "no file\n", 8);
 			return;
 		}
@@ -221,6 +341,39 @@ static void on_request(struct ec_http_req *req, void *arg)
 		ec_http_stream_start(req, 200, text_hdr, 1,
 		                     known ? (int64_t)j->left * (int64_t)j->size : -1);
 		stream_step(j);
+	} else if (strcmp(p, "/pstream") == 0) {
+		struct job *j = job_new(t, req);
+		if (!j) {
+			ec_http_respond(req, 503, text_hdr, 1, "busy\n", 5);
+			return;
+		}
+		j->is_stream = 2;
+		j->len = (uint64_t)query_num(req->query, "len", 65536);
+		j->chunk = (size_t)query_num(req->query, "chunk", 16384);
+		j->seed = (unsigned)query_num(req->query, "seed", 1);
+		j->ms = query_num(req->query, "ms", -1);
+		j->high = (size_t)query_num(req->query, "high", 256 * 1024);
+		j->no_drain = query_num(req->query, "drain", 1) == 0;
+		if (!j->chunk)
+			j->chunk = 1;
+		if (j->no_drain && j->ms < 0)
+			j->ms = 0;
+		if (!j->no_drain)
+			ec_http_stream_on_drain(req, on_stream_drain, j);
+		ec_http_stream_start(req, 200, NULL, 0,
+		                     query_num(req->query, "known", 1) ? (int64_t)j->len : -1);
+		pstream_step(j);
+	} else if (strcmp(p, "/pmem") == 0) {
+		size_t len = (size_t)query_num(req->query, "len", 1024);
+		char *body = malloc(len ? len : 1);
+		ec_http_req_on_close(req, on_req_close, t);
+		if (!body) {
+			ec_http_respond(req, 503, text_hdr, 1, "busy\n", 5);
+			return;
+		}
+		pat_fill(body, (unsigned)query_num(req->query, "seed", 1), 0, len);
+		ec_http_respond(req, 200, NULL, 0, body, len);
+		free(body);
 	} else if (strcmp(p, "/slow") == 0) {
 		struct job *j = job_new(t, req);
 		struct timeval tv = { 0, 200 * 1000 };
@@ -230,14 +383,18 @@ static void on_request(struct ec_http_req *req, void *arg)
 		}
 		event_add(j->ev, &tv);
 	} else if (strcmp(p, "/stats") == 0) {
-		char body[256];
+		struct mallinfo2 mi = mallinfo2();
+		char body[448];
 		int n = snprintf(body, sizeof body,
 		                 "{\"conns\": %zu, \"inflight\": %zu, \"handler_calls\": %llu, "
-		                 "\"closed_ok\": %llu, \"closed_gone\": %llu}\n",
+		                 "\"closed_ok\": %llu, \"closed_gone\": %llu, "
+		                 "\"body_sent\": %llu, \"rss_kib\": %ld, \"heap_kib\": %zu}\n",
 		                 ec_http_server_conns(t->http), ec_http_server_inflight(t->http),
 		                 (unsigned long long)t->handler_calls,
 		                 (unsigned long long)t->closed_ok,
-		                 (unsigned long long)t->closed_gone);
+		                 (unsigned long long)t->closed_gone,
+		                 (unsigned long long)t->body_sent, rss_kib(),
+		                 (mi.uordblks + mi.hblkhd) / 1024);
 		ec_http_req_on_close(req, on_req_close, t);
 		ec_http_respond(req, 200, NULL, 0, body, (size_t)n);
 	} else if (strcmp(p, "/metrics") == 0) {
@@ -307,6 +464,8 @@ int main(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	memset(&t, 0, sizeof t);
+	for (i = 0; i < TSRV_FILES; i++)
+		t.files[i].fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	ec_log_open("ec_http_testsrv", EC_LOG_INFO);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -372,6 +531,9 @@ int main(int argc, char **argv)
 	event_add(t.ev_int, NULL);
 	event_base_dispatch(t.base);
 	ec_http_server_free(t.http);
+	for (i = 0; i < TSRV_FILES; i++)
+		if (t.files[i].fd >= 0)
+			close(t.files[i].fd);
 	if (t.ev_check)
 		event_free(t.ev_check);
 	event_free(t.ev_term);
