@@ -500,11 +500,14 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	int keep = rq->keep_alive && !s->is_draining && !c->peer_eof && !h->close_after;
 	struct evbuffer_iovec vec;
 	char *d, num[24];
-	int nn;
+	uint64_t skip = 0; /* headers 0..63 the first pass dropped: checked once, not twice */
+	size_t nn;
 
 	need = 9 + 4 + rlen + 2 + 6 + 29 + 2 + 2;
 	for (i = 0; i < n_hdrs; i++) {
 		if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0)) {
+			if (i < 64)
+				skip |= (uint64_t)1 << i;
 			if (nl == 10 && vl == 5 && strncasecmp(hdrs[i].name, "connection", 10) == 0 &&
 			    strncasecmp(hdrs[i].value, "close", 5) == 0)
 				keep = 0;
@@ -533,8 +536,14 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	d = put_str(d, ec_http_date(s), 29);
 	d = PUT_LIT(d, "\r\n");
 	for (i = 0; i < n_hdrs; i++) {
-		if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0))
+		if (i < 64) {
+			if (skip >> i & 1)
+				continue;
+			nl = hdrs[i].name_len ? hdrs[i].name_len : strlen(hdrs[i].name);
+			vl = hdrs[i].value_len ? hdrs[i].value_len : strlen(hdrs[i].value);
+		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0)) {
 			continue;
+		}
 		d = put_str(d, hdrs[i].name, nl);
 		*d++ = ':';
 		*d++ = ' ';
@@ -543,9 +552,14 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		*d++ = '\n';
 	}
 	if (clen >= 0) {
-		nn = snprintf(num, sizeof num, "%lld", (long long)clen);
+		/* digits right to left: no printf on every response */
+		uint64_t v = (uint64_t)clen;
+		nn = sizeof num;
+		do
+			num[--nn] = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
 		d = PUT_LIT(d, "Content-Length: ");
-		d = put_str(d, num, (size_t)nn);
+		d = put_str(d, num + nn, sizeof num - nn);
 		d = PUT_LIT(d, "\r\n");
 	} else if (rq->is_chunked) {
 		d = PUT_LIT(d, "Transfer-Encoding: chunked\r\n");
