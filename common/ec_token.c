@@ -124,7 +124,7 @@ void ec_hex_encode(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hex_value(char c)
+int ec_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -142,7 +142,7 @@ int ec_hex_decode(const char *in, size_t len, uint8_t *out, size_t outlen)
 	if (len % 2 != 0 || len / 2 > outlen || len / 2 > INT32_MAX)
 		return -1;
 	for (i = 0; i < len; i += 2) {
-		int hi = hex_value(in[i]), lo = hex_value(in[i + 1]);
+		int hi = ec_hex_digit(in[i]), lo = ec_hex_digit(in[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i / 2] = (uint8_t)(hi << 4 | lo);
@@ -363,8 +363,8 @@ int ec_token_path_check(const char *p, size_t n, const char **why)
 			return EC_EINVAL;
 		}
 		if (c == '%') {
-			int hi = i + 2 < n ? hex_value(p[i + 1]) : -1;
-			int lo = i + 2 < n ? hex_value(p[i + 2]) : -1;
+			int hi = i + 2 < n ? ec_hex_digit(p[i + 1]) : -1;
+			int lo = i + 2 < n ? ec_hex_digit(p[i + 2]) : -1;
 			int v;
 
 			if (hi < 0 || lo < 0) {

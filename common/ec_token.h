@@ -112,6 +112,9 @@ int ec_token_verify(const struct ec_token_keyring *kr, const char *tok, size_t t
 int ec_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outlen);
 int ec_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outlen);
 
+/* The value of one hex digit (either case), or -1. */
+int ec_hex_digit(char c);
+
 /* Lowercase hex; decode returns the byte count or -1. */
 void ec_hex_encode(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
 int ec_hex_decode(const char *in, size_t len, uint8_t *out, size_t outlen);

@@ -411,17 +411,6 @@ void edge_serve_hit_or_503(struct edge_reqctx *ctx)
 
 /* --- request checks ---------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Splits "/t/<token>/<object path>" and checks the object path strictly: no "..", "//",
  * NUL, backslash, control characters, bad or forbidden percent-escapes (%2e %2f %5c %00).
  * On success sets the token span and copies the object path (with its leading '/') into
@@ -483,8 +472,8 @@ static size_t serve_unescape(const char *in, size_t len, char *out, size_t outle
 	size_t n = 0;
 	for (size_t i = 0; i < len && n + 1 < outlen; i++) {
 		int hi, lo;
-		if (in[i] == '%' && i + 2 < len && (hi = hexval(in[i + 1])) >= 0 &&
-		    (lo = hexval(in[i + 2])) >= 0) {
+		if (in[i] == '%' && i + 2 < len && (hi = ec_hex_digit(in[i + 1])) >= 0 &&
+		    (lo = ec_hex_digit(in[i + 2])) >= 0) {
 			out[n++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
