@@ -9,7 +9,10 @@
 # (server CPU time from /proc/<pid>/stat), p99 latency and RSS; the last line is
 #   redirector/best-peer h2c req/s-per-core ratio: X
 # Env: RUNS (2), SECS (5), BOXES (10000), PREFIXES (100000), RDR (bin/echos-redirector),
-# PERF=file: perf record -g the redirector during its first h2c run into that file.
+# PERF=file: perf record -g PERF_SERVER (echos-redirector, nginx, h2o) during its first
+# PERF_PROTO (h2c, or h1) run
+# into that file. SYSCALLS=prefix: strace -c each server during its first run of each
+# protocol into prefix.<server>.<proto> (slows that run: its figures are not comparable).
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"   # `make bench` runs it with sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -192,8 +195,11 @@ RESULTS="$W/results.txt"
 measure() {
 	local name=$1 proto=$2 pid=$3 url=$4 t0 t1 reqs p99 out
 	t0=$(cpu_ticks "$pid")
-	if [ -n "${PERF:-}" ] && [ "$name" = echos-redirector ] && [ "$proto" = h2c ] && [ ! -e "$PERF" ]; then
+	if [ -n "${PERF:-}" ] && [ "$name" = "${PERF_SERVER:-echos-redirector}" ] && [ "$proto" = "${PERF_PROTO:-h2c}" ] && [ ! -e "$PERF" ]; then
 		perf record -g -o "$PERF" -p "$pid" -- sleep "$SECS" >/dev/null 2>&1 &
+	fi
+	if [ -n "${SYSCALLS:-}" ] && [ ! -e "$SYSCALLS.$name.$proto" ]; then
+		timeout -s INT "$SECS" strace -c -f -p "$pid" -o "$SYSCALLS.$name.$proto" >/dev/null 2>&1 &
 	fi
 	if [ "$proto" = h2c ]; then
 		# 1,000 objects, as a popular catalogue: rendezvous, tokens and popularity vary

@@ -768,8 +768,8 @@ static void linger_start(struct ec_http_conn *c)
 	 * input would reset the connection and could destroy the response */
 	shutdown(c->fd, SHUT_WR);
 	bufferevent_disable(c->bev, EV_WRITE);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	bufferevent_enable(c->bev, EV_READ);
+	ec_http_conn_read_high(c, 0);
+	ec_http_conn_read(c, 1);
 	ec_http_conn_timer(c, EC_HTTP_TM_LINGER);
 }
 
@@ -799,6 +799,8 @@ static void conn_free(struct ec_http_conn *c)
 	s->n_conns--;
 	ip_release(s, c->ip);
 	event_del(&c->tmr);
+	if (c->rd_added)
+		event_del(&c->rev);
 	if (c->proto == EC_HTTP_CONN_H2)
 		ec_http_h2_stop(c);
 	while ((rq = c->reqs)) {
@@ -822,6 +824,48 @@ static void conn_free(struct ec_http_conn *c)
 	free(c->notes);
 	c->magic = 0;
 	free(c);
+}
+
+/* Plain connections keep their read event in the loop exactly while reading is wanted and
+ * the input is below its high water; called whenever either may have changed. */
+static void conn_read_sync(struct ec_http_conn *c)
+{
+	int want;
+
+	if (!c->is_direct)
+		return;
+	want = c->rd_want && !c->is_closing &&
+	       (!c->rd_high || evbuffer_get_length(bufferevent_get_input(c->bev)) < c->rd_high);
+	if (want && !c->rd_added) {
+		if (event_add(&c->rev, NULL) == 0)
+			c->rd_added = 1;
+	} else if (!want && c->rd_added) {
+		event_del(&c->rev);
+		c->rd_added = 0;
+	}
+}
+
+void ec_http_conn_read(struct ec_http_conn *c, int on)
+{
+	if (!c->is_direct) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->rd_want = on != 0;
+	conn_read_sync(c);
+}
+
+void ec_http_conn_read_high(struct ec_http_conn *c, size_t high)
+{
+	if (!c->is_direct) {
+		bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+		return;
+	}
+	c->rd_high = high;
+	conn_read_sync(c);
 }
 
 /* Plain connections: writes the output straight to the socket, without a round through
@@ -916,6 +960,7 @@ static void conn_release(struct ec_http_conn *c)
 		conn_free(c);
 		return;
 	}
+	conn_read_sync(c); /* the protocol may have consumed input below high water */
 	c->hold = 0;
 }
 
@@ -969,19 +1014,16 @@ static int conn_detect(struct ec_http_conn *c)
 	} else {
 		c->proto = EC_HTTP_CONN_H1;
 		memset(&c->u.h1, 0, sizeof c->u.h1);
-		bufferevent_setwatermark(c->bev, EV_READ, 0, c->srv->h1_raw_cap + 1);
+		ec_http_conn_read_high(c, c->srv->h1_raw_cap + 1);
 	}
 	return 0;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* New input is in: hands it to the protocol (or discards it while lingering). */
+static void conn_input(struct ec_http_conn *c)
 {
-	struct ec_http_conn *c = arg;
-
-	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
-	conn_hold(c);
 	if (c->is_linger) {
-		struct evbuffer *in = bufferevent_get_input(bev);
+		struct evbuffer *in = bufferevent_get_input(c->bev);
 		size_t n = evbuffer_get_length(in);
 		c->linger_bytes += n;
 		evbuffer_drain(in, n);
@@ -996,6 +1038,65 @@ static void on_read(struct bufferevent *bev, void *arg)
 	} else if (c->proto == EC_HTTP_CONN_H1) {
 		ec_http_h1_on_read(c);
 	}
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct ec_http_conn *c = arg;
+
+	(void)bev;
+	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
+	conn_hold(c);
+	conn_input(c);
+	conn_release(c);
+}
+
+static void conn_on_end(struct ec_http_conn *c, short what);
+
+/* Plain connections: one recv() straight into the input buffer per readiness (the epoll
+ * loop is level-triggered, so what is left comes next turn), without the FIONREAD probe
+ * and the readv the bufferevent would make. */
+static void on_rawread(evutil_socket_t fd, short what, void *arg)
+{
+	struct ec_http_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	size_t room = EC_HTTP_READ_CHUNK;
+	ssize_t n;
+
+	(void)what;
+	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
+	if (c->rd_high) {
+		size_t len = evbuffer_get_length(in);
+		if (len >= c->rd_high) {
+			conn_read_sync(c);
+			return;
+		}
+		if (c->rd_high - len < room)
+			room = c->rd_high - len;
+	}
+	/* the bufferevent keeps its input's end frozen except while it reads */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, (ev_ssize_t)room, &v, 1) < 1) {
+		evbuffer_freeze(in, 0);
+		conn_hold(c);
+		ec_http_conn_close(c);
+		conn_release(c);
+		return;
+	}
+	n = recv(fd, v.iov_base, v.iov_len < room ? v.iov_len : room, 0);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+	}
+	evbuffer_freeze(in, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	conn_hold(c);
+	if (n > 0)
+		conn_input(c);
+	else
+		conn_on_end(c, n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
 	conn_release(c);
 }
 
@@ -1016,12 +1117,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 	conn_release(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The bufferevent's events, and the end of a plain connection's input: c is held. */
+static void conn_on_end(struct ec_http_conn *c, short what)
 {
-	struct ec_http_conn *c = arg;
-
-	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
-	conn_hold(c);
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake done: ALPN decides the protocol */
 		if (c->proto == EC_HTTP_CONN_NEW)
@@ -1031,7 +1129,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		ec_http_conn_close(c);
 	} else if (what & BEV_EVENT_ERROR) {
 		if (c->is_tls && c->proto == EC_HTTP_CONN_NEW) {
-			unsigned long e = bufferevent_get_openssl_error(bev);
+			unsigned long e = bufferevent_get_openssl_error(c->bev);
 			ec_http_reject(c->srv, EC_HTTP_REJ_TLS);
 			if (ec_log_enabled(EC_LOG_DEBUG)) {
 				char buf[256] = "connection closed during the handshake";
@@ -1045,12 +1143,22 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	} else if (what & BEV_EVENT_EOF) {
 		c->peer_eof = 1;
 		if (c->proto == EC_HTTP_CONN_H1 && !c->is_linger && !c->is_shutdown) {
-			bufferevent_disable(bev, EV_READ);
+			ec_http_conn_read(c, 0);
 			ec_http_h1_on_eof(c);
 		} else {
 			ec_http_conn_close(c);
 		}
 	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct ec_http_conn *c = arg;
+
+	(void)bev;
+	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
+	conn_hold(c);
+	conn_on_end(c, what);
 	conn_release(c);
 }
 
@@ -1159,14 +1267,19 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	event_assign(&c->tmr, s->base, -1, 0, on_timer, c);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_set_timeouts(c->bev, NULL, &s->tv_write);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, s->h1_raw_cap + 1);
 	bufferevent_set_max_single_write(c->bev, EC_HTTP_MAX_WRITE);
 	c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_drained, c);
-	/* plain sockets are written by conn_push; the write event only waits for room */
+	/* plain sockets are written by conn_push (the write event only waits for room) and
+	 * read by their own event; TLS goes through the bufferevent both ways */
 	c->is_direct = !l->is_tls;
-	if (c->is_direct)
+	if (c->is_direct) {
 		bufferevent_disable(c->bev, EV_WRITE); /* new bufferevents start with it on */
-	bufferevent_enable(c->bev, c->is_direct ? EV_READ : EV_READ | EV_WRITE);
+		event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_rawread, c);
+	}
+	ec_http_conn_read_high(c, s->h1_raw_cap + 1);
+	ec_http_conn_read(c, 1);
+	if (!c->is_direct)
+		bufferevent_enable(c->bev, EV_WRITE);
 	/* a new connection gets the header timeout: it must say something soon */
 	ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
 }

@@ -633,7 +633,7 @@ int ec_http_h2_start(struct ec_http_conn *c)
 	h->glitch_tokens = EC_HTTP_H2_GLITCH_BURST;
 	h->glitch_us = ec_now_us();
 	/* input is consumed as it arrives; output above high water pauses reading instead */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	ec_http_conn_read_high(c, 0);
 	bufferevent_setwatermark(c->bev, EV_WRITE, s->o.out_low_water, 0);
 	c->need_flush = 1;
 	return 0;
@@ -676,7 +676,7 @@ void ec_http_h2_on_read(struct ec_http_conn *c)
 		if (evbuffer_get_length(out) >= s->o.out_high_water) {
 			/* the peer reads slower than it asks: stop feeding the session */
 			c->read_paused = 1;
-			bufferevent_disable(c->bev, EV_READ);
+			ec_http_conn_read(c, 0);
 		}
 	}
 }
@@ -688,7 +688,7 @@ static void h2_resume_read(struct ec_http_conn *c)
 	if (c->read_paused && !c->is_closing && !c->is_shutdown &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) < c->srv->o.out_high_water) {
 		c->read_paused = 0;
-		bufferevent_enable(c->bev, EV_READ);
+		ec_http_conn_read(c, 1);
 		ec_http_h2_on_read(c);
 	}
 }

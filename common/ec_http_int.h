@@ -30,6 +30,7 @@
 #define EC_HTTP_POOL_MAX       1024    /* recycled request objects kept */
 #define EC_HTTP_ARENA_KEEP     (32u * 1024) /* larger arenas are freed, not recycled */
 #define EC_HTTP_MAX_WRITE      (262144) /* bytes per write call on the socket */
+#define EC_HTTP_READ_CHUNK     (16384)  /* bytes per read call on a plain socket */
 #define EC_HTTP_H2_FRAME_MAX   (64u * 1024) /* DATA payload cap when the peer allows more */
 
 /* Why a request or connection was refused; one counter each. */
@@ -181,7 +182,12 @@ struct ec_http_conn {
 	unsigned need_flush : 1;          /* h2 frames to serialize */
 	unsigned read_paused : 1;         /* output above high water */
 	unsigned peer_eof : 1;
-	unsigned is_direct : 1;           /* plain socket: output is written by conn_push */
+	unsigned is_direct : 1;           /* plain socket: output is written by conn_push, input
+	                                   * read by the connection's own read event */
+	unsigned rd_want : 1;             /* reading wanted (direct) */
+	unsigned rd_added : 1;            /* rev is in the event loop */
+	struct event rev;                 /* direct: the socket's read event */
+	size_t rd_high;                   /* direct: reading stops at this much input (0: none) */
 	size_t linger_bytes;
 	uint64_t out_sent;                /* output bytes taken by the socket (or TLS) */
 	struct evbuffer_cb_entry *out_cb; /* counts them */
@@ -272,6 +278,10 @@ char *ec_http_scratch(struct ec_http_server *s, size_t n);
 int ec_http_out_add(struct evbuffer *out, const void *p, size_t n);
 int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);
 void ec_http_conn_push(struct ec_http_conn *c);
+/* Reading from the socket on or off, and the input length at which it pauses by itself
+ * (0: never) until the protocol consumed some. */
+void ec_http_conn_read(struct ec_http_conn *c, int on);
+void ec_http_conn_read_high(struct ec_http_conn *c, size_t high);
 
 /* ec_http_h1.c */
 void ec_http_h1_on_read(struct ec_http_conn *c);
