@@ -6,6 +6,9 @@
 #   edge/nginx 1MiB http1 throughput ratio: X
 # Needs: make (bin/), nginx-light (or nginx), h2o, varnish, wrk, nghttp2-client (h2load).
 # Runs about 3 minutes. Usage: bench/edge.sh [SECONDS per run, default 5]
+# Env, to look at one figure: CASES (4KiB, 1MiB, "1MiB range of 64MiB"), PROTOS (http1,
+# h2c), SERVERS (echos-edge, nginx, h2o, varnish), comma-separated; PERF=file: perf record
+# -g echos-edge during its first run into that file.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)

@@ -265,11 +265,28 @@ hosts:
               f"{LOAD_CPU}; wrk -t1 for http1, h2load -m10 for h2c")
         print(f"{'case':<22} {'proto':<6} {'server':<11} {'result':>14} {'CPU s/GB':>9} "
               f"{'RSS MiB':>8}  errors")
+        only = {k: set(os.environ[k].split(",")) for k in ("CASES", "PROTOS", "SERVERS")
+                if os.environ.get(k)}
+        perf = os.environ.get("PERF")
         for label, path, conns, hdrs, unit in cases:
+            if "CASES" in only and label not in only["CASES"]:
+                continue
             for proto in ("http1", "h2c"):
+                if "PROTOS" in only and proto not in only["PROTOS"]:
+                    continue
                 for s in servers:
+                    if "SERVERS" in only and s.name not in only["SERVERS"]:
+                        continue
+                    rec = None
+                    if perf and s.name == "echos-edge" and not os.path.exists(perf):
+                        rec = subprocess.Popen(["perf", "record", "-g", "-o", perf, "-p",
+                                                str(s.proc.pid), "--", "sleep", str(SECS)],
+                                               stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL)
                     c0 = cpu_s(s.proc.pid)
                     rps, bps, errs = load(base[s.name][proto] + path, proto, conns, hdrs)
+                    if rec:
+                        rec.wait(timeout=SECS + 30)
                     cpu = cpu_s(s.proc.pid) - c0
                     rss = rss_mib(s.proc.pid)
                     per_gb = cpu / (bps * SECS / 1e9) if bps else float("nan")
@@ -277,6 +294,8 @@ hosts:
                     results[(label, proto, s.name)] = (rps, bps)
                     print(f"{label:<22} {proto:<6} {s.name:<11} {val:>14} {per_gb:>9.2f} "
                           f"{rss:>8.1f}  {errs}", flush=True)
+        if only:
+            return
         # echos-edge RSS with 1,000 connections
         c1000 = subprocess.run(["taskset", "-c", LOAD_CPU, "h2load", "-c1000", "-m1", "-D",
                                 "3", base["echos-edge"]["h2c"] + "/b/4k.bin"],

@@ -32,6 +32,8 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_rawwrite(evutil_socket_t fd, short what, void *arg);
+static void conn_on_end(struct ec_http_conn *c, short what);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* ------------------------------------------------------------------------------------ */
@@ -182,7 +184,7 @@ int ec_http_out_add(struct evbuffer *out, const void *p, size_t n)
 
 /* Records that the last `len` bytes of c's output are body bytes of rq, so that
  * ec_http_req_body_sent can tell when the socket took them. Returns 0 or EC_ENOMEM. */
-int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len)
+static int out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len, int is_file)
 {
 	struct ec_http_note *n;
 
@@ -204,10 +206,22 @@ int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len)
 	n->rq = rq;
 	n->end = c->out_sent + evbuffer_get_length(bufferevent_get_output(c->bev));
 	n->len = len;
+	n->is_file = is_file;
+	c->file_notes += is_file != 0;
 	c->notes_len++;
 	rq->n_notes++;
 	rq->oconn = c;
 	return 0;
+}
+
+int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len)
+{
+	return out_note(c, rq, len, 0);
+}
+
+int ec_http_out_note_file(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len)
+{
+	return out_note(c, rq, len, 1);
 }
 
 /* Output callback: counts what left the buffer and credits fully written notes. */
@@ -227,6 +241,7 @@ static void on_out_drained(struct evbuffer *buf, const struct evbuffer_cb_info *
 			n->rq->body_sent += n->len;
 			n->rq->n_notes--;
 		}
+		c->file_notes -= n->is_file != 0;
 		c->notes_head = (c->notes_head + 1) % c->notes_cap;
 		c->notes_len--;
 	}
@@ -767,7 +782,13 @@ static void linger_start(struct ec_http_conn *c)
 	/* FIN now, then read and discard what the client had in flight: closing with unread
 	 * input would reset the connection and could destroy the response */
 	shutdown(c->fd, SHUT_WR);
-	bufferevent_disable(c->bev, EV_WRITE);
+	if (c->is_direct) {
+		if (c->wr_added)
+			event_del(&c->wev);
+		c->wr_added = 0;
+	} else {
+		bufferevent_disable(c->bev, EV_WRITE);
+	}
 	ec_http_conn_read_high(c, 0);
 	ec_http_conn_read(c, 1);
 	ec_http_conn_timer(c, EC_HTTP_TM_LINGER);
@@ -801,6 +822,8 @@ static void conn_free(struct ec_http_conn *c)
 	event_del(&c->tmr);
 	if (c->rd_added)
 		event_del(&c->rev);
+	if (c->wr_added)
+		event_del(&c->wev);
 	if (c->proto == EC_HTTP_CONN_H2)
 		ec_http_h2_stop(c);
 	while ((rq = c->reqs)) {
@@ -868,39 +891,111 @@ void ec_http_conn_read_high(struct ec_http_conn *c, size_t high)
 	conn_read_sync(c);
 }
 
-/* Plain connections: writes the output straight to the socket, without a round through
- * the event loop and without the write event while the socket keeps up. Returns 1 when
- * the output is empty; otherwise the write event takes over (also to report an error). */
-static int conn_push_out(struct ec_http_conn *c)
+/* Bytes at the front of c's output before the next file segment: all `len` when none
+ * is queued, 0 when the front is one. */
+static size_t out_mem_run(const struct ec_http_conn *c, size_t len)
+{
+	size_t i;
+
+	if (!c->file_notes)
+		return len;
+	for (i = 0; i < c->notes_len; i++) {
+		const struct ec_http_note *n = &c->notes[(c->notes_head + i) % c->notes_cap];
+		if (n->is_file) {
+			uint64_t start = n->end - n->len;
+			return start <= c->out_sent ? 0 : (size_t)(start - c->out_sent);
+		}
+	}
+	return len;
+}
+
+/* Writes the first `mem` bytes of the output (memory) with MSG_MORE: the file segment
+ * that follows joins them in the same TCP segments, instead of a tiny segment of its own
+ * for an HTTP/1.1 header block or each 9-byte DATA frame header (what TCP_NOPUSH does for
+ * nginx). The sendfile right after ends the hold. Returns what send returned. */
+static ssize_t out_send_more(struct ec_http_conn *c, struct evbuffer *out, size_t mem)
+{
+	struct evbuffer_iovec v[16];
+	struct iovec iov[16];
+	struct msghdr mh;
+	size_t left = mem;
+	ssize_t n;
+	int k, i;
+
+	k = evbuffer_peek(out, (ev_ssize_t)mem, NULL, v, 16);
+	if (k > 16)
+		k = 16;
+	for (i = 0; i < k && left; i++) {
+		size_t m = v[i].iov_len < left ? v[i].iov_len : left;
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = m;
+		left -= m;
+	}
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = iov;
+	mh.msg_iovlen = (size_t)i;
+	n = sendmsg(c->fd, &mh, MSG_MORE | MSG_NOSIGNAL);
+	if (n > 0)
+		evbuffer_drain(out, (size_t)n);
+	return n;
+}
+
+/* Plain connections: writes the output straight to the socket (the bufferevent only
+ * keeps the buffers), without a round through the event loop while the socket keeps up,
+ * at most EC_HTTP_PUSH_BUDGET bytes a turn. Returns 1 when the output is empty; otherwise
+ * the connection's write event takes over: it fires when there is room again (or at once
+ * when the budget ran out), or after the write timeout without progress. A failed write
+ * closes the connection. from_event: called by that event (else a large HTTP/1.1 output
+ * waits for it, so that a handler's response never writes megabytes before it returns). */
+static int conn_push_out(struct ec_http_conn *c, int from_event)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	int n;
+	size_t len, mem, done = 0;
+	ssize_t n = 1;
 
-	if (c->proto == EC_HTTP_CONN_H1 && evbuffer_get_length(out) > EC_HTTP_MAX_WRITE)
+	if (!from_event && c->proto == EC_HTTP_CONN_H1 &&
+	    evbuffer_get_length(out) > EC_HTTP_MAX_WRITE)
 		goto wait;
 	/* the bufferevent keeps its output's front frozen except while it writes */
 	evbuffer_unfreeze(out, 1);
-	while (evbuffer_get_length(out)) {
-		n = evbuffer_write_atmost(out, c->fd, EC_HTTP_MAX_WRITE);
+	while ((len = evbuffer_get_length(out)) && done < EC_HTTP_PUSH_BUDGET) {
+		mem = out_mem_run(c, len);
+		/* libevent's sendfile answers 0 both for a full socket (errno EAGAIN) and for
+		 * the end of the file (errno untouched) */
+		errno = 0;
+		if (mem && mem < len)
+			n = out_send_more(c, out, mem);
+		else
+			n = evbuffer_write_atmost(out, c->fd, EC_HTTP_MAX_WRITE);
 		if (n <= 0)
 			break;
+		done += (size_t)n;
 	}
 	evbuffer_freeze(out, 1);
+	if (n <= 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		/* the peer is gone, or a file under a response shrank: nothing more goes out */
+		ec_log_debug("http: write failed: %s; closing",
+		             errno ? strerror(errno) : "file shorter than announced");
+		ec_http_conn_close(c);
+		return 0;
+	}
 	if (!evbuffer_get_length(out)) {
-		if (bufferevent_get_enabled(c->bev) & EV_WRITE)
-			bufferevent_disable(c->bev, EV_WRITE);
+		if (c->wr_added) {
+			event_del(&c->wev);
+			c->wr_added = 0;
+		}
 		return 1;
 	}
 wait:
-	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
-		bufferevent_enable(c->bev, EV_WRITE);
+	if (!c->wr_added && event_add(&c->wev, &c->srv->tv_write) == 0)
+		c->wr_added = 1;
 	return 0;
 }
 
 void ec_http_conn_push(struct ec_http_conn *c)
 {
 	if (c->is_direct && !c->is_linger && !c->is_closing)
-		conn_push_out(c);
+		conn_push_out(c, 0);
 }
 
 static void conn_hold(struct ec_http_conn *c)
@@ -924,7 +1019,7 @@ static void conn_release(struct ec_http_conn *c)
 	for (guard = 0; guard < 64 && !c->is_closing; guard++) {
 		int flushed = 1;
 		if (c->is_direct && !c->is_linger) {
-			flushed = conn_push_out(c);
+			flushed = conn_push_out(c, 0);
 			/* no write callback follows a direct write: wake a producer here */
 			if (c->proto == EC_HTTP_CONN_H1 && !c->is_closing)
 				ec_http_h1_on_write(c);
@@ -950,7 +1045,7 @@ static void conn_release(struct ec_http_conn *c)
 	}
 	/* the guard ran out while a producer kept refilling a socket that keeps up: its
 	 * next drain callback runs on the next turn of the loop, after other events */
-	if (!c->is_closing && c->is_direct && !c->is_linger && conn_push_out(c) &&
+	if (!c->is_closing && c->is_direct && !c->is_linger && conn_push_out(c, 0) &&
 	    c->proto == EC_HTTP_CONN_H1 && ec_http_h1_drain_due(c))
 		ec_http_conn_schedule(c);
 	if (!c->is_closing && c->is_shutdown && !c->is_linger &&
@@ -1051,8 +1146,6 @@ static void on_read(struct bufferevent *bev, void *arg)
 	conn_release(c);
 }
 
-static void conn_on_end(struct ec_http_conn *c, short what);
-
 /* Plain connections: one recv() straight into the input buffer per readiness (the epoll
  * loop is level-triggered, so what is left comes next turn), without the FIONREAD probe
  * and the readv the bufferevent would make. */
@@ -1106,13 +1199,35 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
 	conn_hold(c);
-	if (c->is_direct && !evbuffer_get_length(bufferevent_get_output(bev)))
-		bufferevent_disable(bev, EV_WRITE); /* conn_push writes until it blocks again */
 	if (!c->is_closing && !c->is_linger) {
 		if (c->proto == EC_HTTP_CONN_H2)
 			ec_http_h2_on_write(c);
 		else if (c->proto == EC_HTTP_CONN_H1)
 			ec_http_h1_on_write(c);
+	}
+	conn_release(c);
+}
+
+/* Plain connections: the socket has room again (or the budget of the last turn ran out),
+ * or nothing moved for the write timeout. */
+static void on_rawwrite(evutil_socket_t fd, short what, void *arg)
+{
+	struct ec_http_conn *c = arg;
+
+	(void)fd;
+	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
+	conn_hold(c);
+	if (what & EV_TIMEOUT) {
+		conn_on_end(c, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT);
+	} else if (!c->is_closing && !c->is_linger) {
+		conn_push_out(c, 1);
+		if (c->is_closing) {
+			/* the write failed */
+		} else if (c->proto == EC_HTTP_CONN_H2) {
+			ec_http_h2_on_write(c);
+		} else if (c->proto == EC_HTTP_CONN_H1) {
+			ec_http_h1_on_write(c);
+		}
 	}
 	conn_release(c);
 }
@@ -1275,6 +1390,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (c->is_direct) {
 		bufferevent_disable(c->bev, EV_WRITE); /* new bufferevents start with it on */
 		event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_rawread, c);
+		event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, on_rawwrite, c);
 	}
 	ec_http_conn_read_high(c, s->h1_raw_cap + 1);
 	ec_http_conn_read(c, 1);
@@ -1879,6 +1995,8 @@ int ec_http_respond_fd(struct ec_http_req *req, int status, const struct ec_http
 	rq->no_body = 0;
 	if (c->proto == EC_HTTP_CONN_H2) {
 		rq->seg = seg;
+		rq->seg_fd = fd;
+		rq->seg_base = off;
 		rq->seg_off = 0;
 		rq->seg_left = len;
 		rq->is_ended = 1;

@@ -606,7 +606,7 @@ int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, ui
 
 	if (evbuffer_add_file_segment(out, seg, 0, (ev_off_t)len) != 0)
 		return EC_EIO;
-	return ec_http_out_note(rq->conn, rq, (size_t)len);
+	return ec_http_out_note_file(rq->conn, rq, (size_t)len);
 }
 
 int ec_http_h1_end(struct ec_http_rq *rq)

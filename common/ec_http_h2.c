@@ -4,11 +4,14 @@
  * output is above high water. Responses come from memory, from a file (DATA payloads are
  * file-segment references: no copy on h2c, one mapping on TLS) or from a stream.
  * Request bodies are refused as on HTTP/1.1. Owns the connection's nghttp2 session. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "ec_err.h"
+#include "ec_log.h"
 #include "ec_http_int.h"
 #include "ec_time.h"
 
@@ -338,7 +341,32 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	if (length) {
-		if (rq->seg) {
+		if (rq->seg && c->is_direct && length <= EC_HTTP_H2_COPY_MAX &&
+		    evbuffer_get_length(out) < EC_HTTP_H2_COPY_WATER) {
+			/* a small frame on h2c: read into the output, bounded per connection */
+			struct evbuffer_iovec v;
+			ssize_t r;
+			if (evbuffer_reserve_space(out, (ev_ssize_t)length, &v, 1) < 1)
+				return NGHTTP2_ERR_CALLBACK_FAILURE;
+			do
+				r = pread(rq->seg_fd, v.iov_base, length,
+				          rq->seg_base + (off_t)rq->seg_off);
+			while (r < 0 && errno == EINTR);
+			if (r != (ssize_t)length) {
+				/* the file shrank or failed under us: a cut stream, never wrong bytes */
+				ec_log_warn("http: reading a response body failed at offset %llu: %s",
+				            (unsigned long long)rq->seg_off,
+				            r < 0 ? strerror(errno) : "file shorter than announced");
+				return NGHTTP2_ERR_CALLBACK_FAILURE;
+			}
+			v.iov_len = length;
+			if (evbuffer_commit_space(out, &v, 1) != 0)
+				return NGHTTP2_ERR_CALLBACK_FAILURE;
+			rq->seg_off += length;
+			rq->seg_left -= length;
+			if (ec_http_out_note(c, rq, length) != 0)
+				return NGHTTP2_ERR_CALLBACK_FAILURE;
+		} else if (rq->seg) {
 			/* a reference into the response's one segment: sendfile on h2c, the
 			 * segment's single mapping under TLS */
 			if (evbuffer_add_file_segment(out, rq->seg, (ev_off_t)rq->seg_off,
@@ -346,11 +374,12 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 				return NGHTTP2_ERR_CALLBACK_FAILURE;
 			rq->seg_off += length;
 			rq->seg_left -= length;
-		} else if (evbuffer_remove_buffer(rq->body, out, length) != (int)length) {
+			if (ec_http_out_note_file(c, rq, length) != 0)
+				return NGHTTP2_ERR_CALLBACK_FAILURE;
+		} else if (evbuffer_remove_buffer(rq->body, out, length) != (int)length ||
+		           ec_http_out_note(c, rq, length) != 0) {
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 		}
-		if (ec_http_out_note(c, rq, length) != 0)
-			return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	if (pad > 1 && ec_http_out_add(out, zeros, pad - 1) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -360,6 +389,13 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 		rq->in_drain_q = 1;
 		rq->znext = c->u.h2.drain_q;
 		c->u.h2.drain_q = rq;
+	}
+	/* one serialization call would otherwise queue every DATA frame the windows allow
+	 * (megabytes): stop at a batch, which ec_http_h2_flush writes before the next */
+	if (evbuffer_get_length(out) >= (c->is_direct ? EC_HTTP_H2_BATCH
+	                                                : c->srv->o.out_high_water)) {
+		c->u.h2.send_paused = 1;
+		return NGHTTP2_ERR_PAUSE;
 	}
 	return 0;
 }
@@ -401,22 +437,29 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 	if (c->is_closing || c->is_shutdown)
 		return;
 	for (;;) {
-		if (evbuffer_get_length(out) >= s->o.out_high_water) {
-			if (c->is_direct) {
-				ec_http_conn_push(c);
-				if (evbuffer_get_length(out) < s->o.out_high_water)
-					continue;
-			}
+		size_t len = evbuffer_get_length(out);
+		/* a plain socket that keeps up takes each batch at once (while it is full the
+		 * write event is on and the batches wait for it) */
+		if (c->is_direct && len >= EC_HTTP_H2_BATCH &&
+		    !c->wr_added) {
+			ec_http_conn_push(c);
+			len = evbuffer_get_length(out);
+		}
+		if (len >= s->o.out_high_water) {
 			c->need_flush = 1; /* resumed by the write callback */
 			break;
 		}
+		c->u.h2.send_paused = 0;
 		n = nghttp2_session_mem_send(sess, &data);
 		if (n < 0) {
 			h2_fatal(c, (int)n);
 			return;
 		}
-		if (n == 0)
+		if (n == 0) {
+			if (c->u.h2.send_paused)
+				continue; /* a batch is out: the session has more */
 			break;
+		}
 		if (ec_http_out_add(out, data, (size_t)n) != 0) {
 			ec_http_conn_close(c);
 			return;

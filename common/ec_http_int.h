@@ -31,7 +31,15 @@
 #define EC_HTTP_ARENA_KEEP     (32u * 1024) /* larger arenas are freed, not recycled */
 #define EC_HTTP_MAX_WRITE      (262144) /* bytes per write call on the socket */
 #define EC_HTTP_READ_CHUNK     (16384)  /* bytes per read call on a plain socket */
+#define EC_HTTP_PUSH_BUDGET    (1048576) /* bytes a plain connection writes per turn */
 #define EC_HTTP_H2_FRAME_MAX   (64u * 1024) /* DATA payload cap when the peer allows more */
+/* h2c file bodies: a DATA payload up to EC_HTTP_H2_COPY_MAX is read into the output while
+ * the output holds less than EC_HTTP_H2_COPY_WATER (above, frames reference the file):
+ * small frames then leave many to a writev instead of two calls each; and the output is
+ * written out every EC_HTTP_H2_BATCH bytes while the socket keeps up. */
+#define EC_HTTP_H2_COPY_MAX    (16u * 1024)
+#define EC_HTTP_H2_COPY_WATER  (128u * 1024)
+#define EC_HTTP_H2_BATCH       (64u * 1024)
 
 /* Why a request or connection was refused; one counter each. */
 enum ec_http_rej {
@@ -124,6 +132,8 @@ struct ec_http_rq {
 	struct evbuffer *body;
 	struct evbuffer_file_segment *seg;
 	uint64_t seg_off, seg_left;
+	int seg_fd;                      /* the segment's file and where the range starts in it */
+	off_t seg_base;
 };
 
 struct ec_http_h1 {
@@ -150,6 +160,7 @@ struct ec_http_h2 {
 	double glitch_tokens;    /* budget of invalid frames and resets */
 	int64_t glitch_us;
 	struct ec_http_rq *drain_q; /* streams whose buffered data fell below low water */
+	int send_paused;         /* a DATA frame paused serialization at a batch's end */
 };
 
 /* Body bytes of one request that end at output position `end` (counted from the
@@ -158,6 +169,7 @@ struct ec_http_note {
 	struct ec_http_rq *rq;  /* NULL: its request was recycled */
 	uint64_t end;
 	uint64_t len;
+	int is_file;            /* the bytes are a file segment (sendfile on plain sockets) */
 };
 
 struct ec_http_conn {
@@ -186,13 +198,16 @@ struct ec_http_conn {
 	                                   * read by the connection's own read event */
 	unsigned rd_want : 1;             /* reading wanted (direct) */
 	unsigned rd_added : 1;            /* rev is in the event loop */
+	unsigned wr_added : 1;            /* wev is: the socket was full (direct) */
 	struct event rev;                 /* direct: the socket's read event */
+	struct event wev;                 /* direct: waits for room, with the write timeout */
 	size_t rd_high;                   /* direct: reading stops at this much input (0: none) */
 	size_t linger_bytes;
 	uint64_t out_sent;                /* output bytes taken by the socket (or TLS) */
 	struct evbuffer_cb_entry *out_cb; /* counts them */
 	struct ec_http_note *notes;       /* ring of body notes in output order */
 	size_t notes_head, notes_len, notes_cap;
+	size_t file_notes;                /* notes of file segments among them */
 	struct ec_http_rq *reqs;          /* open requests */
 	struct ec_http_rq *zombies;       /* finished, close callbacks pending */
 	union {
@@ -277,6 +292,8 @@ int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen,
 char *ec_http_scratch(struct ec_http_server *s, size_t n);
 int ec_http_out_add(struct evbuffer *out, const void *p, size_t n);
 int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);
+/* The same for a file segment just added: its header bytes go out with its first bytes. */
+int ec_http_out_note_file(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);
 void ec_http_conn_push(struct ec_http_conn *c);
 /* Reading from the socket on or off, and the input length at which it pauses by itself
  * (0: never) until the protocol consumed some. */
@@ -312,7 +329,6 @@ void ec_http_h2_on_timeout(struct ec_http_conn *c, int mode);
 int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
                        size_t n_hdrs, int64_t clen, int has_body);
 int ec_http_h2_write(struct ec_http_rq *rq, const void *data, size_t len);
-int ec_http_h2_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, uint64_t len);
 int ec_http_h2_end(struct ec_http_rq *rq);
 void ec_http_h2_abort(struct ec_http_rq *rq);
 size_t ec_http_h2_buffered(const struct ec_http_rq *rq);
