@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -414,12 +415,58 @@ int ec_token_scope_of(const char *path, size_t path_len, const struct ec_token_c
 
 /* ---- canonical string and MAC ---------------------------------------------------------- */
 
+/* HMAC-SHA256 with the MAC fetched once and the context of the last key kept keyed: the
+ * one-shot HMAC() looks the algorithm up by name, under a lock, on every call. */
+static int hmac_sha256(const uint8_t *key, size_t keylen, const void *msg, size_t msglen,
+                       uint8_t out[TOKEN_MAC_LEN])
+{
+	static _Thread_local EVP_MAC *mac;
+	static _Thread_local EVP_MAC_CTX *ctx;
+	static _Thread_local uint8_t ckey[EC_TOKEN_MASTER_MAX];
+	static _Thread_local size_t ckeylen;
+	size_t n = 0;
+	int ok;
+
+	if (keylen == 0 || keylen > sizeof ckey)
+		return EC_EINVAL;
+	if (!ctx) {
+		if (!mac && !(mac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+			return EC_EINVAL;
+		if (!(ctx = EVP_MAC_CTX_new(mac)))
+			return EC_ENOMEM;
+		ckeylen = 0;
+	}
+	if (keylen == ckeylen && CRYPTO_memcmp(key, ckey, keylen) == 0) {
+		ok = EVP_MAC_init(ctx, NULL, 0, NULL) == 1; /* same key: restart */
+	} else {
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+			OSSL_PARAM_construct_end(),
+		};
+		ok = EVP_MAC_init(ctx, key, keylen, params) == 1;
+		if (ok) {
+			memcpy(ckey, key, keylen);
+			ckeylen = keylen;
+		} else {
+			ckeylen = 0;
+		}
+	}
+	ok = ok && EVP_MAC_update(ctx, msg, msglen) == 1 &&
+	     EVP_MAC_final(ctx, out, &n, TOKEN_MAC_LEN) == 1 && n == TOKEN_MAC_LEN;
+	if (!ok) {
+		/* start over with a fresh context next time */
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+		return EC_EINVAL;
+	}
+	return 0;
+}
+
 /* Computes HMAC-SHA256(key, canonical string of claims and scope path). */
 static int token_mac(const uint8_t *key, size_t keylen, const struct ec_token_claims *c,
                      const char *scope, size_t scope_len, uint8_t mac[TOKEN_MAC_LEN])
 {
 	char canon[EC_TOKEN_PATH_MAX + 256], net[64];
-	unsigned int maclen = TOKEN_MAC_LEN;
 	int hn, tn;
 
 	if (c->has_net)
@@ -436,11 +483,7 @@ static int token_mac(const uint8_t *key, size_t keylen, const struct ec_token_cl
 	              net);
 	if (tn < 0)
 		return EC_ERANGE;
-	if (HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)canon,
-	         (size_t)hn + scope_len + (size_t)tn, mac, &maclen) == NULL ||
-	    maclen != TOKEN_MAC_LEN)
-		return EC_EINVAL;
-	return 0;
+	return hmac_sha256(key, keylen, canon, (size_t)hn + scope_len + (size_t)tn, mac);
 }
 
 static int claims_valid(const struct ec_token_claims *c)

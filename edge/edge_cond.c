@@ -164,7 +164,12 @@ char *edge_http_date_format(time_t t, char *out, size_t outlen)
 void edge_cond_eval(const struct edge_cond_in *in, struct edge_cond_out *out)
 {
 	time_t lm = 0, t;
-	int has_lm = in->lastmod && edge_http_date_parse(in->lastmod, &lm) == 0;
+	/* the object's date is parsed only for a request that compares with it */
+	int has_lm = in->lastmod &&
+	             ((in->if_unmodified_since && !in->if_match) ||
+	              (in->if_modified_since && !in->if_none_match) ||
+	              (in->range && in->if_range)) &&
+	             edge_http_date_parse(in->lastmod, &lm) == 0;
 	int use_range = 1;
 
 	out->status = 200;
