@@ -1,6 +1,7 @@
 /* rdr_main: echos-redirector's entry point: arguments, config, startup, the one-second
  * flush tick, signals (SIGTERM/SIGINT drain, SIGHUP reload) and orderly shutdown.
  * Owns the struct rdr and everything hanging from it; the modules borrow it. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	d.magic = RDR_MAGIC;
+	/* Every box sync allocates and frees arrays of the whole table (megabytes). A fixed
+	 * threshold keeps them mmapped, so each free returns its pages: glibc's adaptive one
+	 * moves them onto the heap after the first free, where the churn of one sync after
+	 * another held ~60 MiB resident for 10,000 boxes instead of ~25 MiB. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	if (ec_args_parse(argc, argv, &d.args, err, sizeof err) != 0)
 		return ec_exit_usage(RDR_PROG, err);
 	if (d.args.show_help) {
