@@ -609,7 +609,7 @@ void ec_http_rq_dispatch(struct ec_http_rq *rq)
 
 	rq->state = EC_HTTP_RQ_HANDLER;
 	rq->is_dispatched = 1;
-	rq->pub.start_us = ec_now_us();
+	rq->pub.start_us = ec_http_now_us(rq->conn->srv);
 	s->n_inflight++;
 	ec_metric_inc(rq->pub.proto == EC_HTTP_H2 ? s->m_req_h2 : s->m_req_h1);
 	s->o.handler(&rq->pub, s->o.handler_arg);
@@ -998,7 +998,8 @@ void ec_http_conn_push(struct ec_http_conn *c)
 
 static void conn_hold(struct ec_http_conn *c)
 {
-	c->hold++;
+	if (c->hold++ == 0 && c->srv->cb_depth++ == 0)
+		c->srv->now_us = 0; /* a new callback reads the clock afresh */
 }
 
 /* Leaves a callback: with nothing else on the stack, does the deferred work - flushes
@@ -1050,11 +1051,14 @@ static void conn_release(struct ec_http_conn *c)
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		linger_start(c);
 	if (c->is_closing) {
+		struct ec_http_server *s = c->srv;
 		conn_free(c);
+		s->cb_depth--;
 		return;
 	}
 	conn_read_sync(c); /* the protocol may have consumed input below high water */
 	c->hold = 0;
+	c->srv->cb_depth--;
 }
 
 static void on_work(evutil_socket_t fd, short what, void *arg)

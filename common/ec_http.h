@@ -64,7 +64,8 @@ struct ec_http_req {
 	struct sockaddr_storage peer;  /* the socket's peer */
 	socklen_t peer_len;
 	struct sockaddr_storage local; /* the socket's local address */
-	int64_t start_us;              /* monotonic clock when the headers completed */
+	int64_t start_us;              /* monotonic clock of the server callback that completed
+	                                * the headers (one reading serves a batch of requests) */
 	void *user;                    /* free for the handler */
 };
 

@@ -28,7 +28,7 @@ static struct ec_http_rq *stream_rq(nghttp2_session *sess, int32_t sid)
 static int h2_glitch(struct ec_http_conn *c)
 {
 	struct ec_http_h2 *h = &c->u.h2;
-	int64_t now = ec_now_us();
+	int64_t now = ec_http_now_us(c->srv);
 
 	h->glitch_tokens += (double)(now - h->glitch_us) * EC_HTTP_H2_GLITCH_RATE / 1e6;
 	if (h->glitch_tokens > EC_HTTP_H2_GLITCH_BURST)
@@ -59,7 +59,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, v
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	rq->stream_id = frame->hd.stream_id;
 	rq->state = EC_HTTP_RQ_HEADERS;
-	rq->begin_us = ec_now_us();
+	rq->begin_us = ec_http_now_us(c->srv);
 	c->u.h2.n_streams++;
 	nghttp2_session_set_stream_user_data(sess, frame->hd.stream_id, rq);
 	return 0;
@@ -383,7 +383,7 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 	}
 	if (pad > 1 && ec_http_out_add(out, zeros, pad - 1) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	rq->progress_us = ec_now_us();
+	rq->progress_us = ec_http_now_us(c->srv);
 	if (rq->drain_armed && !rq->in_drain_q && rq->state == EC_HTTP_RQ_BODY &&
 	    rq->drain_cb && ec_http_h2_buffered(rq) <= c->srv->o.out_low_water) {
 		rq->in_drain_q = 1;
@@ -497,12 +497,19 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	nghttp2_nv nvstack[32], *nv = nvstack;
 	nghttp2_data_provider prd;
 	char st[4], cl[24], *low = NULL;
-	size_t n = 0, i, nl, vl, lowlen = 0;
+	size_t n = 0, i, nl, vl, lowlen = 0, nn;
+	uint32_t lens[32][2]; /* headers 0..31: lengths, or name length 0 when skipped */
 	int r;
 
-	for (i = 0; i < n_hdrs; i++)
-		if (!ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1) && has_upper(hdrs[i].name, nl))
+	for (i = 0; i < n_hdrs; i++) {
+		int skip = ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1);
+		if (!skip && has_upper(hdrs[i].name, nl))
 			lowlen += nl;
+		if (i < EC_ARRAY_LEN(lens)) {
+			lens[i][0] = skip || nl > UINT32_MAX ? 0 : (uint32_t)nl;
+			lens[i][1] = vl > UINT32_MAX ? 0 : (uint32_t)vl;
+		}
+	}
 	if (lowlen && !(low = ec_http_scratch(s, lowlen)))
 		return EC_ENOMEM;
 	if (n_hdrs + 3 > EC_ARRAY_LEN(nvstack)) {
@@ -517,13 +524,22 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	nv[n++] = NV(":status", 7, st, 3);
 	nv[n++] = NV("date", 4, ec_http_date(s), 29);
 	if (clen >= 0) {
-		int k = snprintf(cl, sizeof cl, "%lld", (long long)clen);
-		nv[n++] = NV("content-length", 14, cl, (size_t)k);
+		uint64_t v = (uint64_t)clen;
+		nn = sizeof cl;
+		do
+			cl[--nn] = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		nv[n++] = NV("content-length", 14, cl + nn, sizeof cl - nn);
 	}
 	for (i = 0; i < n_hdrs; i++) {
 		const char *name = hdrs[i].name;
-		if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1))
+		if (i < EC_ARRAY_LEN(lens)) {
+			if (!(nl = lens[i][0]))
+				continue;
+			vl = lens[i][1];
+		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1)) {
 			continue;
+		}
 		if (has_upper(name, nl)) {
 			size_t j;
 			for (j = 0; j < nl; j++) {
@@ -543,7 +559,7 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	if (r != 0)
 		return r == NGHTTP2_ERR_NOMEM ? EC_ENOMEM : EC_ECLOSED;
 	rq->state = has_body && !rq->is_ended ? EC_HTTP_RQ_BODY : EC_HTTP_RQ_SENT;
-	rq->progress_us = ec_now_us();
+	rq->progress_us = ec_http_now_us(c->srv);
 	c->need_flush = 1;
 	return 0;
 }
@@ -674,7 +690,7 @@ int ec_http_h2_start(struct ec_http_conn *c)
 	if (nghttp2_submit_settings(h->sess, NGHTTP2_FLAG_NONE, iv, EC_ARRAY_LEN(iv)) != 0)
 		return EC_ENOMEM;
 	h->glitch_tokens = EC_HTTP_H2_GLITCH_BURST;
-	h->glitch_us = ec_now_us();
+	h->glitch_us = ec_http_now_us(c->srv);
 	/* input is consumed as it arrives; output above high water pauses reading instead */
 	ec_http_conn_read_high(c, 0);
 	bufferevent_setwatermark(c->bev, EV_WRITE, s->o.out_low_water, 0);
@@ -783,7 +799,7 @@ void ec_http_h2_on_timeout(struct ec_http_conn *c, int mode)
 {
 	struct ec_http_server *s = c->srv;
 	struct ec_http_rq *rq;
-	int64_t now = ec_now_us();
+	int64_t now = ec_http_now_us(s);
 
 	if (mode == EC_HTTP_TM_IDLE) {
 		nghttp2_session_terminate_session(c->u.h2.sess, NGHTTP2_NO_ERROR);

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "ec_http.h"
+#include "ec_time.h"
 #include "ec_metrics.h"
 
 #define EC_HTTP_SERVER_MAGIC 0x45485356u /* "EHSV" */
@@ -226,6 +227,8 @@ struct ec_http_listener {
 
 struct ec_http_server {
 	unsigned magic;
+	unsigned cb_depth;                /* connection callbacks on the stack */
+	int64_t now_us;                   /* the clock, read once per callback (0: not yet) */
 	struct ec_http_server_opts o;     /* defaults filled in */
 	struct event_base *base;
 	SSL_CTX *ssl_ctx;
@@ -281,6 +284,17 @@ int ec_http_rq_add_header(struct ec_http_rq *rq, const char *name, size_t nlen,
                           const char *value, size_t vlen);
 int ec_http_rq_seal(struct ec_http_rq *rq);
 void ec_http_rq_dispatch(struct ec_http_rq *rq);
+/* Monotonic microseconds. Inside a connection callback, one reading serves everything the
+ * callback does (an h2 read can carry a hundred requests); outside, a fresh one. */
+static inline int64_t ec_http_now_us(struct ec_http_server *s)
+{
+	if (!s->cb_depth)
+		return ec_now_us();
+	if (!s->now_us)
+		s->now_us = ec_now_us();
+	return s->now_us;
+}
+
 void ec_http_conn_close(struct ec_http_conn *c);
 void ec_http_conn_shutdown(struct ec_http_conn *c);
 void ec_http_conn_schedule(struct ec_http_conn *c);
