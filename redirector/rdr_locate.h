@@ -14,11 +14,23 @@ struct ec_topo;
 struct ec_geo;
 struct rdr_conf;
 
+/* A viewer asks for many objects (an HLS playlist, then every segment) from one address:
+ * the last answers are kept, direct-mapped by address, until the files reload. */
+#define RDR_LOCATE_CACHE 4096 /* slots, a power of two */
+
+struct rdr_locate_ent {
+	uint8_t key[17];        /* key[0]: 4 or 6 (0: empty); the address after it */
+	const char *region;     /* into topo */
+	struct pol_client c;
+};
+
 struct rdr_locator {
 	struct ec_topo *topo;   /* owned; NULL: no topology file */
 	struct ec_geo *geo;     /* owned; NULL: no MMDB file */
 	uint64_t geo_errors;    /* lookups that hit corrupt MMDB data */
 	uint64_t lookups;
+	uint64_t cache_hits;
+	struct rdr_locate_ent *cache; /* RDR_LOCATE_CACHE slots; NULL: none (no memory) */
 };
 
 /* Loads the topology and MMDB files named in conf into loc (zeroed first). Returns 0,

@@ -60,6 +60,13 @@ static double metric_inv_objects(void *arg)
 	return (double)rdr_inv_objects(d->inv);
 }
 
+static double metric_loc_hits(void *arg)
+{
+	const struct rdr *d = arg;
+
+	return (double)d->loc.cache_hits;
+}
+
 static double metric_tok_hits(void *arg)
 {
 	const struct rdr *d = arg;
@@ -168,6 +175,9 @@ int rdr_serve_metrics_init(struct rdr *d)
 	ok &= ec_metrics_gauge_fn(r, "echos_redirector_token_cache_hits",
 		"Redirect tokens reused from the cache (same object, box and second)", NULL,
 		metric_tok_hits, d) != NULL;
+	ok &= ec_metrics_gauge_fn(r, "echos_redirector_locate_cache_hits",
+		"Client locations reused from the per-address cache (kept until a reload)", NULL,
+		metric_loc_hits, d) != NULL;
 	ok &= m->decision && m->bad[0] && m->bad[1] && m->syncs_ok && m->syncs_failed &&
 	      m->malformed && m->pop_full && m->pop_lost && m->geo_errors && m->acct_lost;
 	ok &= ec_metrics_gauge_fn(r, "echos_redirector_boxes", "Boxes in the box table", NULL,

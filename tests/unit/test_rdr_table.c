@@ -2,6 +2,7 @@
  * lookup, charging between heartbeats, services and trusted proxies in the config, the
  * inventory map, the request path check and the popularity map bounds. No network, no
  * clock (times are passed in); config tests write temp files. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -509,6 +510,81 @@ static void test_inventory_survives_many_replacements(void **state)
 	rdr_inv_free(inv);
 }
 
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static struct sockaddr_storage addr_of(const char *ip)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+		a6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, ip, &a6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+		a4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, ip, &a4->sin_addr), 1);
+	}
+	return ss;
+}
+
+/* A second request from an address reuses its location; a reload forgets every kept one
+ * (the new topology answers), and IPv4 and IPv6 addresses never share an answer. */
+static void test_locate_cache_reuses_until_reload(void **state)
+{
+	char topo[] = "/tmp/test_rdr_topo_XXXXXX", text[256], err[2048], path[64];
+	struct rdr_conf c;
+	struct rdr_locator loc;
+	struct pol_client a, b;
+	struct sockaddr_storage v4 = addr_of("10.1.2.3"), v6 = addr_of("a01:203::1");
+	const char *ra, *rb;
+	int fd = mkstemp(topo);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	write_text(topo, "10.1.0.0/16 pop-a eu\n0a01:0203::/32 pop-b us\n");
+	snprintf(text, sizeof text, "topology.file = %s\n", topo);
+	assert_int_equal(conf_from(text, &c, err, sizeof err, path, sizeof path), 0);
+	unlink(path);
+	assert_int_equal(rdr_locate_init(&loc, &c, err, sizeof err), 0);
+
+	rdr_locate_client(&loc, (struct sockaddr *)&v4, &a, &ra);
+	assert_string_equal(ra, "eu");
+	assert_int_equal(loc.cache_hits, 0);
+	rdr_locate_client(&loc, (struct sockaddr *)&v4, &b, &rb);
+	assert_int_equal(loc.cache_hits, 1);
+	assert_string_equal(rb, "eu");
+	assert_true(a.pop_hash != 0 && a.pop_hash == b.pop_hash);
+	/* same leading bytes, other family: its own entry */
+	rdr_locate_client(&loc, (struct sockaddr *)&v6, &b, &rb);
+	assert_int_equal(loc.cache_hits, 1);
+	assert_string_equal(rb, "us");
+	assert_true(b.pop_hash != a.pop_hash);
+
+	write_text(topo, "10.1.0.0/16 pop-c asia\n");
+	assert_int_equal(rdr_locate_reload(&loc, &c), 0);
+	rdr_locate_client(&loc, (struct sockaddr *)&v4, &b, &rb);
+	assert_int_equal(loc.cache_hits, 1);
+	assert_string_equal(rb, "asia");
+	assert_true(b.pop_hash != a.pop_hash);
+	rdr_locate_client(&loc, (struct sockaddr *)&v6, &b, &rb);
+	assert_string_equal(rb, "_");
+	assert_int_equal(b.pop_hash, 0);
+
+	rdr_locate_fini(&loc);
+	rdr_conf_fini(&c);
+	unlink(topo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_service_errors_name_file_and_line),
 		cmocka_unit_test(test_inventory_holders_follow_box_sets),
 		cmocka_unit_test(test_inventory_survives_many_replacements),
+		cmocka_unit_test(test_locate_cache_reuses_until_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
