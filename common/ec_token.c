@@ -9,6 +9,7 @@
 #include <openssl/params.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ec_err.h"
@@ -462,28 +463,123 @@ static int hmac_sha256(const uint8_t *key, size_t keylen, const void *msg, size_
 	return 0;
 }
 
-/* Computes HMAC-SHA256(key, canonical string of claims and scope path). */
+/* MACs of recent canonical strings under their key: a viewer's token comes back with every
+ * segment (and a box sees the same popular tokens again and again), and an HMAC costs a
+ * microsecond. A pure memo of a deterministic function: an entry answers only for the exact
+ * key and message it was computed from. Direct-mapped; strings over MEMO_MSG_MAX bytes
+ * are not kept. */
+#define MEMO_SLOTS 512
+#define MEMO_MSG_MAX 256
+
+struct mac_memo {
+	uint16_t len;                   /* 0: empty */
+	uint8_t keylen;
+	uint8_t key[EC_TOKEN_MASTER_MAX];
+	uint8_t mac[TOKEN_MAC_LEN];
+	char msg[MEMO_MSG_MAX];
+};
+
+static _Thread_local struct mac_memo *memo;
+
+static size_t memo_slot(const char *msg, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, msg + i, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++)
+		h = (h ^ (uint8_t)msg[i]) * 0x100000001b3ull;
+	h ^= h >> 32;
+	return (size_t)(h % MEMO_SLOTS);
+}
+
+static int hmac_memo(const uint8_t *key, size_t keylen, const char *msg, size_t len,
+                     uint8_t out[TOKEN_MAC_LEN])
+{
+	struct mac_memo *m = NULL;
+
+	if (len <= MEMO_MSG_MAX && keylen <= EC_TOKEN_MASTER_MAX) {
+		if (!memo)
+			memo = calloc(MEMO_SLOTS, sizeof *memo);
+		if (memo) {
+			m = &memo[memo_slot(msg, len)];
+			if (m->len == len && m->keylen == keylen && memcmp(m->msg, msg, len) == 0 &&
+			    CRYPTO_memcmp(m->key, key, keylen) == 0) {
+				memcpy(out, m->mac, TOKEN_MAC_LEN);
+				return 0;
+			}
+		}
+	}
+	if (hmac_sha256(key, keylen, msg, len, out) != 0)
+		return EC_EINVAL;
+	if (m) {
+		m->len = (uint16_t)len;
+		m->keylen = (uint8_t)keylen;
+		memcpy(m->key, key, keylen);
+		memcpy(m->mac, out, TOKEN_MAC_LEN);
+		memcpy(m->msg, msg, len);
+	}
+	return 0;
+}
+
+/* Appends the decimal digits of v at p. */
+static char *put_dec(char *p, unsigned long long v)
+{
+	char tmp[24];
+	size_t n = sizeof tmp;
+
+	do
+		tmp[--n] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	memcpy(p, tmp + n, sizeof tmp - n);
+	return p + (sizeof tmp - n);
+}
+
+/* Computes HMAC-SHA256(key, canonical string of claims and scope path):
+ *   "echos-token-v1\n" kid "\n" exp "\n" box "\n" ("d"|"e") "\n" scope "\n" net "\n" */
 static int token_mac(const uint8_t *key, size_t keylen, const struct ec_token_claims *c,
                      const char *scope, size_t scope_len, uint8_t mac[TOKEN_MAC_LEN])
 {
-	char canon[EC_TOKEN_PATH_MAX + 256], net[64];
-	int hn, tn;
+	char canon[EC_TOKEN_PATH_MAX + 256], net[64], *p = canon;
+	size_t boxlen = strlen(c->box), netlen;
 
-	if (c->has_net)
+	if (c->has_net) {
 		ec_prefix_ntop(&c->net, c->net_bits, net, sizeof net);
-	else
-		snprintf(net, sizeof net, "-");
-	hn = snprintf(canon, sizeof canon, CANON_PREFIX "%u\n%lld\n%s\n%s\n", (unsigned)c->kid,
-	              (long long)c->exp_s, c->box,
-	              c->scope == EC_TOKEN_SCOPE_PREFIX ? "d" : "e");
-	if (hn < 0 || (size_t)hn + scope_len + strlen(net) + 3 > sizeof canon)
+		netlen = strlen(net);
+	} else {
+		net[0] = '-';
+		netlen = 1;
+	}
+	/* prefix, two numbers of at most 20 digits, box, scope letter, scope, net, 6 newlines */
+	if (sizeof CANON_PREFIX - 1 + 40 + boxlen + 1 + scope_len + netlen + 6 > sizeof canon)
 		return EC_ERANGE;
-	memcpy(canon + hn, scope, scope_len);
-	tn = snprintf(canon + hn + scope_len, sizeof canon - (size_t)hn - scope_len, "\n%s\n",
-	              net);
-	if (tn < 0)
-		return EC_ERANGE;
-	return hmac_sha256(key, keylen, canon, (size_t)hn + scope_len + (size_t)tn, mac);
+	memcpy(p, CANON_PREFIX, sizeof CANON_PREFIX - 1);
+	p += sizeof CANON_PREFIX - 1;
+	p = put_dec(p, (unsigned)c->kid);
+	*p++ = '\n';
+	if (c->exp_s < 0) {
+		*p++ = '-';
+		p = put_dec(p, (unsigned long long)-(c->exp_s + 1) + 1);
+	} else {
+		p = put_dec(p, (unsigned long long)c->exp_s);
+	}
+	*p++ = '\n';
+	memcpy(p, c->box, boxlen);
+	p += boxlen;
+	*p++ = '\n';
+	*p++ = c->scope == EC_TOKEN_SCOPE_PREFIX ? 'd' : 'e';
+	*p++ = '\n';
+	memcpy(p, scope, scope_len);
+	p += scope_len;
+	*p++ = '\n';
+	memcpy(p, net, netlen);
+	p += netlen;
+	*p++ = '\n';
+	return hmac_memo(key, keylen, canon, (size_t)(p - canon), mac);
 }
 
 static int claims_valid(const struct ec_token_claims *c)

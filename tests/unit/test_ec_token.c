@@ -583,6 +583,31 @@ static void test_mac_covers_documented_canonical_string(void **state)
 	assert_string_equal(strrchr(tok, '~') + 1, b64);
 }
 
+/* Verification answers are computed again for every key: after a token verified under
+ * kid 1, the same token against a keyring whose kid 1 is another key is refused, and
+ * verifies again under the first (rotation never reuses a MAC of another key). */
+static void test_mac_memo_is_per_key(void **state)
+{
+	struct ec_token_keyring other;
+	struct ec_token_claims c;
+	char tok[300];
+	int n, i;
+
+	(void)state;
+	rings_init();
+	other = ring_a1;
+	memcpy(other.keys[0].key, key_a2, 32);
+	c = claims_of(1, EXP, "box-a", 1, NULL);
+	n = ec_token_sign(key_a1, &c, "/v/seg1.ts", 10, tok, sizeof tok);
+	assert_true(n > 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(ec_token_verify(&ring_a1, tok, (size_t)n, "/v/seg2.ts", 10,
+		                                 "box-a", NULL, NOW, NULL, NULL, 0), 0);
+		assert_int_equal(ec_token_verify(&other, tok, (size_t)n, "/v/seg2.ts", 10,
+		                                 "box-a", NULL, NOW, NULL, NULL, 0), EC_EBADSIG);
+	}
+}
+
 /* ---- runner ------------------------------------------------------------------------------ */
 
 #define ADD_ROWS(rows, fn)                                                            \
@@ -602,6 +627,7 @@ int main(void)
 	ADD_ROWS(path_rows, test_path_row);
 	ADD_ROWS(keyspec_rows, test_keyspec_row);
 	ADD(test_tampered_mac, "any change to the signature is refused");
+	ADD(test_mac_memo_is_per_key, "a MAC computed under one key never answers for another");
 	ADD(test_hkdf_rfc5869_case1, "HKDF-SHA256 matches RFC 5869 test case 1");
 	ADD(test_derived_keys_differ_per_box, "derived box keys are per box and deterministic");
 	ADD(test_keyring_derive_keeps_kids, "a derived keyring keeps the master key ids");
