@@ -423,11 +423,18 @@ static void h2_fatal(struct ec_http_conn *c, int err)
 	ec_http_conn_shutdown(c);
 }
 
+/* Output at which serialization stops until the socket takes some: a plain socket that is
+ * full already holds megabytes, and serializing on would only turn small frames into file
+ * references (two calls each) later. */
+static size_t h2_flush_water(const struct ec_http_conn *c)
+{
+	return c->is_direct ? EC_HTTP_H2_COPY_WATER : c->srv->o.out_high_water;
+}
+
 /* Serializes queued frames into the output until it reaches high water; on plain sockets
  * writes each batch at once and goes on while the socket takes it. */
 void ec_http_h2_flush(struct ec_http_conn *c)
 {
-	struct ec_http_server *s = c->srv;
 	nghttp2_session *sess = c->u.h2.sess;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	const uint8_t *data;
@@ -440,12 +447,11 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 		size_t len = evbuffer_get_length(out);
 		/* a plain socket that keeps up takes each batch at once (while it is full the
 		 * write event is on and the batches wait for it) */
-		if (c->is_direct && len >= EC_HTTP_H2_BATCH &&
-		    !c->wr_added) {
+		if (c->is_direct && len >= EC_HTTP_H2_BATCH && !c->wr_added) {
 			ec_http_conn_push(c);
 			len = evbuffer_get_length(out);
 		}
-		if (len >= s->o.out_high_water) {
+		if (len >= h2_flush_water(c)) {
 			c->need_flush = 1; /* resumed by the write callback */
 			break;
 		}
@@ -780,7 +786,7 @@ void ec_http_h2_settle(struct ec_http_conn *c)
 		if (!c->need_flush && !h->drain_q)
 			break;
 		if (c->need_flush &&
-		    evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->srv->o.out_high_water)
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) >= h2_flush_water(c))
 			break; /* at high water: the write callback resumes */
 	}
 	if (c->is_closing || c->is_shutdown || !h->got_frame)

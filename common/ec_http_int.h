@@ -34,10 +34,11 @@
 #define EC_HTTP_READ_CHUNK     (16384)  /* bytes per read call on a plain socket */
 #define EC_HTTP_PUSH_BUDGET    (1048576) /* bytes a plain connection writes per turn */
 #define EC_HTTP_H2_FRAME_MAX   (64u * 1024) /* DATA payload cap when the peer allows more */
-/* h2c file bodies: a DATA payload up to EC_HTTP_H2_COPY_MAX is read into the output while
- * the output holds less than EC_HTTP_H2_COPY_WATER (above, frames reference the file):
- * small frames then leave many to a writev instead of two calls each; and the output is
- * written out every EC_HTTP_H2_BATCH bytes while the socket keeps up. */
+/* h2c: a file DATA payload up to EC_HTTP_H2_COPY_MAX is read into the output (small frames
+ * then leave many to one writev instead of two calls each; larger ones reference the file
+ * and go out by sendfile); the output is written every EC_HTTP_H2_BATCH bytes while the
+ * socket keeps up, and serialization waits at EC_HTTP_H2_COPY_WATER while it is full, which
+ * bounds the copies a connection holds. */
 #define EC_HTTP_H2_COPY_MAX    (16u * 1024)
 #define EC_HTTP_H2_COPY_WATER  (128u * 1024)
 #define EC_HTTP_H2_BATCH       (64u * 1024)
