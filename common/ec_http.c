@@ -415,6 +415,10 @@ static void rq_recycle(struct ec_http_server *s, struct ec_http_rq *rq)
 		evbuffer_file_segment_free(rq->seg);
 		rq->seg = NULL;
 	}
+	if (rq->ra) {
+		ec_http_chunk_unref(rq->ra);
+		rq->ra = NULL;
+	}
 	if (rq->body)
 		evbuffer_drain(rq->body, evbuffer_get_length(rq->body));
 	rq->pub.magic = 0;

@@ -322,6 +322,64 @@ static ssize_t on_data_len(nghttp2_session *sess, uint8_t type, int32_t sid,
 	                                                    : (ssize_t)EC_HTTP_H2_FRAME_MAX;
 }
 
+void ec_http_chunk_unref(struct ec_http_chunk *k)
+{
+	if (--k->refs == 0)
+		free(k);
+}
+
+static void chunk_cleanup(const void *data, size_t len, void *extra)
+{
+	(void)data;
+	(void)len;
+	ec_http_chunk_unref(extra);
+}
+
+/* Appends bytes [seg_off, seg_off + length) of rq's file to out as a reference into rq's
+ * read-ahead block, reading the next block (up to EC_HTTP_H2_READ_AHEAD bytes, one pread)
+ * when they are not in it. Returns 0, or -1 when the file fails or ends early (the stream
+ * is then cut: never wrong bytes) or memory runs out. */
+static int h2_add_read_ahead(struct evbuffer *out, struct ec_http_rq *rq, size_t length)
+{
+	struct ec_http_chunk *k = rq->ra;
+
+	if (!k || rq->seg_off < rq->ra_off || rq->seg_off + length > rq->ra_off + k->len) {
+		size_t want = rq->seg_left < EC_HTTP_H2_READ_AHEAD ? (size_t)rq->seg_left
+		                                                    : EC_HTTP_H2_READ_AHEAD;
+		ssize_t r;
+
+		if (want < length)
+			want = length;
+		if (k)
+			ec_http_chunk_unref(k);
+		rq->ra = NULL;
+		k = malloc(sizeof *k + want);
+		if (!k)
+			return -1;
+		k->refs = 1;
+		k->len = want;
+		do
+			r = pread(rq->seg_fd, k->data, want, rq->seg_base + (off_t)rq->seg_off);
+		while (r < 0 && errno == EINTR);
+		if (r != (ssize_t)want) {
+			ec_log_warn("http: reading a response body failed at offset %llu: %s",
+			            (unsigned long long)rq->seg_off,
+			            r < 0 ? strerror(errno) : "file shorter than announced");
+			free(k);
+			return -1;
+		}
+		rq->ra = k;
+		rq->ra_off = rq->seg_off;
+	}
+	k->refs++;
+	if (evbuffer_add_reference(out, k->data + (rq->seg_off - rq->ra_off), length,
+	                           chunk_cleanup, k) != 0) {
+		k->refs--;
+		return -1;
+	}
+	return 0;
+}
+
 /* A DATA frame: its header, then the payload moved (memory) or referenced (file). */
 static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *source, void *user)
@@ -343,24 +401,8 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 	if (length) {
 		if (rq->seg && c->is_direct && length <= EC_HTTP_H2_COPY_MAX &&
 		    evbuffer_get_length(out) < EC_HTTP_H2_COPY_WATER) {
-			/* a small frame on h2c: read into the output, bounded per connection */
-			struct evbuffer_iovec v;
-			ssize_t r;
-			if (evbuffer_reserve_space(out, (ev_ssize_t)length, &v, 1) < 1)
-				return NGHTTP2_ERR_CALLBACK_FAILURE;
-			do
-				r = pread(rq->seg_fd, v.iov_base, length,
-				          rq->seg_base + (off_t)rq->seg_off);
-			while (r < 0 && errno == EINTR);
-			if (r != (ssize_t)length) {
-				/* the file shrank or failed under us: a cut stream, never wrong bytes */
-				ec_log_warn("http: reading a response body failed at offset %llu: %s",
-				            (unsigned long long)rq->seg_off,
-				            r < 0 ? strerror(errno) : "file shorter than announced");
-				return NGHTTP2_ERR_CALLBACK_FAILURE;
-			}
-			v.iov_len = length;
-			if (evbuffer_commit_space(out, &v, 1) != 0)
+			/* a small frame on h2c: cut from a block read ahead, by reference */
+			if (h2_add_read_ahead(out, rq, length) != 0)
 				return NGHTTP2_ERR_CALLBACK_FAILURE;
 			rq->seg_off += length;
 			rq->seg_left -= length;

@@ -34,12 +34,14 @@
 #define EC_HTTP_READ_CHUNK     (16384)  /* bytes per read call on a plain socket */
 #define EC_HTTP_PUSH_BUDGET    (1048576) /* bytes a plain connection writes per turn */
 #define EC_HTTP_H2_FRAME_MAX   (64u * 1024) /* DATA payload cap when the peer allows more */
-/* h2c: a file DATA payload up to EC_HTTP_H2_COPY_MAX is read into the output (small frames
- * then leave many to one writev instead of two calls each; larger ones reference the file
- * and go out by sendfile); the output is written every EC_HTTP_H2_BATCH bytes while the
+/* h2c: a file DATA payload up to EC_HTTP_H2_COPY_MAX is cut from a block of
+ * EC_HTTP_H2_READ_AHEAD bytes read with one pread (small frames then leave many to one
+ * writev instead of two calls each; larger ones reference the file and go out by
+ * sendfile); the output is written every EC_HTTP_H2_BATCH bytes while the
  * socket keeps up, and serialization waits at EC_HTTP_H2_COPY_WATER while it is full, which
  * bounds the copies a connection holds. */
 #define EC_HTTP_H2_COPY_MAX    (16u * 1024)
+#define EC_HTTP_H2_READ_AHEAD  (32u * 1024) /* file bytes read at once for such frames */
 #define EC_HTTP_H2_COPY_WATER  (128u * 1024)
 #define EC_HTTP_H2_BATCH       (64u * 1024)
 
@@ -136,7 +138,19 @@ struct ec_http_rq {
 	uint64_t seg_off, seg_left;
 	int seg_fd;                      /* the segment's file and where the range starts in it */
 	off_t seg_base;
+	struct ec_http_chunk *ra;        /* h2c: file bytes read ahead, from segment offset ra_off */
+	uint64_t ra_off;
 };
+
+/* A block of file bytes read once and referenced by the DATA frames cut from it: freed when
+ * the last frame left the output and its request let go. */
+struct ec_http_chunk {
+	unsigned refs;
+	size_t len;
+	unsigned char data[];
+};
+
+void ec_http_chunk_unref(struct ec_http_chunk *k);
 
 struct ec_http_h1 {
 	http_parser parser;
