@@ -23,6 +23,7 @@
 
 #include "ec_err.h"
 #include "ec_http_int.h"
+#include "ec_scan.h"
 #include "ec_log.h"
 #include "ec_time.h"
 
@@ -292,8 +293,7 @@ int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen,
 		if (ch <= ' ' || ch >= 0x7f || ch == ':')
 			return 1;
 	}
-	/* three vectorized scans beat one byte loop over a URL-long value */
-	if (memchr(h->value, '\r', vl) || memchr(h->value, '\n', vl) || memchr(h->value, '\0', vl))
+	if (ec_scan_ctl((const unsigned char *)h->value, 0, vl) != vl)
 		return 1;
 	switch (nl) {
 	case 2: return is_h2 && ieq(h->name, nl, "te");

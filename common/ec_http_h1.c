@@ -10,6 +10,7 @@
 
 #include "ec_err.h"
 #include "ec_http_int.h"
+#include "ec_scan.h"
 
 static int h1_on_url(http_parser *p, const char *at, size_t len);
 static int h1_on_field(http_parser *p, const char *at, size_t len);
@@ -82,9 +83,22 @@ static int h1_scan(struct ec_http_conn *c, struct evbuffer *in, size_t *blocklen
 		return 503;
 	}
 	*why = EC_HTTP_REJ_SMUGGLING;
-	for (i = h->scan_off; i < avail; i++) {
-		unsigned char ch = p[i];
+	i = h->scan_off;
+	while (i < avail) {
+		unsigned char ch;
 
+		/* a line may not start with whitespace; only CR, LF and NUL matter after that */
+		if (i == h->line_start && (p[i] == ' ' || p[i] == '\t')) {
+			*msg = h->seen_reqline ? "obsolete line folding in request header"
+			                       : "whitespace before the request line";
+			if (!h->seen_reqline)
+				*why = EC_HTTP_REJ_BAD_REQUEST;
+			return 400;
+		}
+		i = ec_scan_ctl(p, i, avail);
+		if (i == avail)
+			break;
+		ch = p[i];
 		if (ch == '\n') {
 			if (i == 0 || p[i - 1] != '\r') {
 				*msg = "bare LF in request header";
@@ -92,7 +106,7 @@ static int h1_scan(struct ec_http_conn *c, struct evbuffer *in, size_t *blocklen
 			}
 			if (i - 1 == h->line_start) {
 				if (!h->seen_reqline) { /* empty lines before the request line */
-					h->line_start = i + 1;
+					h->line_start = ++i;
 					continue;
 				}
 				*blocklen = i + 1;
@@ -113,16 +127,11 @@ static int h1_scan(struct ec_http_conn *c, struct evbuffer *in, size_t *blocklen
 				*msg = "bare CR in request header";
 				return 400;
 			}
-		} else if (ch == '\0') {
+		} else {
 			*msg = "NUL in request header";
 			return 400;
-		} else if ((ch == ' ' || ch == '\t') && i == h->line_start) {
-			*msg = h->seen_reqline ? "obsolete line folding in request header"
-			                       : "whitespace before the request line";
-			if (!h->seen_reqline)
-				*why = EC_HTTP_REJ_BAD_REQUEST;
-			return 400;
 		}
+		i++;
 	}
 	h->scan_off = i;
 	if (avail > cap) {
