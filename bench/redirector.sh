@@ -6,7 +6,9 @@
 # generator and Redis to core 0. h2load over h2c (-c 100 -m 10, timed) and wrk over
 # HTTP/1.1 (-c 100), alternating, RUNS runs each; h2load cycles over 1,000 object paths,
 # wrk asks for one. Prints req/s, req/s per server core
-# (server CPU time from /proc/<pid>/stat), p99 latency and RSS; the last line is
+# (server CPU time from /proc/<pid>/stat, which for echos includes keeping the box table
+# in sync: its share of a core without load is printed first), p99 latency and RSS; the
+# last line is
 #   redirector/best-peer h2c req/s-per-core ratio: X
 # Env: RUNS (2), SECS (5), BOXES (10000), PREFIXES (100000), RDR (bin/echos-redirector),
 # PERF=file: perf record -g PERF_SERVER (echos-redirector, nginx, h2o) during its first
@@ -224,6 +226,10 @@ print("%.2f" % (v[int(len(v) * 0.99)] / 1000.0) if v else "nan")' "$W/h2load.log
 	if [ "${reqs:-0}" = 0 ]; then echo "redirector.sh: $name $proto: no requests; output:" >&2; echo "$out" >&2; fi
 }
 
+# the redirector's own work without load: keeping the box table in sync (one read of every
+# heartbeat per boxes.sync_interval), counted in its req/s-per-core figures below
+t0=$(cpu_ticks "$EPID"); sleep 3; IDLE_TICKS=$(( $(cpu_ticks "$EPID") - t0 ))
+
 for run in $(seq "$RUNS"); do
 	for proto in h2c h1; do
 		measure echos-redirector $proto $EPID "http://127.0.0.1:$EPORT/v/movie/seg1.ts"
@@ -241,7 +247,7 @@ ORIGIN_N=$(curl -s "http://127.0.0.1:$EADMIN/metrics" | awk -F' ' '/^echos_redir
 BOX_N=$(curl -s "http://127.0.0.1:$EADMIN/metrics" | awk -F' ' '/^echos_redirector_requests_total\{proto="h2",outcome="box"\}/ {print $2}')
 
 $PY - "$RESULTS" "$HZ" "$(rss_kib $EPID)" "$(rss_kib $NPID)" "$(rss_kib $HPID)" \
-	"${BOX_N:-0}" "${ORIGIN_N:-0}" "$BOXES" "$PREFIXES" <<'EOF'
+	"${BOX_N:-0}" "${ORIGIN_N:-0}" "$BOXES" "$PREFIXES" "$IDLE_TICKS" <<'EOF'
 import sys
 from collections import defaultdict
 path, hz = sys.argv[1], float(sys.argv[2])
@@ -254,7 +260,8 @@ for line in open(path):
     if p99 != "nan":
         a[2].append(float(p99))
 print(f"redirector.sh: {sys.argv[8]} boxes, {sys.argv[9]} prefixes; echos h2 redirects: "
-      f"{float(sys.argv[6]):.0f} to a box, {float(sys.argv[7]):.0f} to the origin")
+      f"{float(sys.argv[6]):.0f} to a box, {float(sys.argv[7]):.0f} to the origin; "
+      f"without load it uses {float(sys.argv[10]) / hz / 3 * 100:.1f}% of a core (box sync)")
 print(f"{'server':18} {'proto':5} {'req/s':>10} {'req/s/core':>11} {'cpu':>5} {'p99 ms':>7} {'RSS MiB':>8}")
 per_core = {}
 for (name, proto), (reqs, cpu, p99s, secs) in sorted(agg.items()):
