@@ -11,6 +11,7 @@
 # last line is
 #   redirector/best-peer h2c req/s-per-core ratio: X
 # Env: RUNS (2), SECS (5), BOXES (10000), PREFIXES (100000), RDR (bin/echos-redirector),
+# SYNC (the redirector's boxes.sync_interval, 1s),
 # PERF=file: perf record -g PERF_SERVER (echos-redirector, nginx, h2o) during its first
 # PERF_PROTO (h2c, or h1) run
 # into that file. SYSCALLS=prefix: strace -c each server during its first run of each
@@ -120,7 +121,7 @@ geoip.city = $ROOT/tools/geoip/GeoIP2-City-Test.mmdb
 geoip.asn = $ROOT/tools/geoip/GeoLite2-ASN-Test.mmdb
 token.master = 1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 origin.url = http://127.0.0.1:9/origin
-boxes.sync_interval = 1s
+boxes.sync_interval = ${SYNC:-1s}
 sla.max_state_age = 5s
 sla.min_good_heartbeats = 1
 # the load hits one PoP at rates no real PoP sees: charge little, so boxes stay eligible

@@ -1,5 +1,6 @@
-/* rdr_table: the box table and its Redis syncer (ZRANGEBYSCORE echos:{boxes}, then one
- * pipelined HGETALL per member). Builds each new table beside the current one and swaps
+/* rdr_table: the box table and its Redis syncer (ZRANGEBYSCORE echos:{boxes} WITHSCORES,
+ * then one pipelined HGETALL per member whose score - its heartbeat's ts_ms - changed, and
+ * an EXISTS for the others). Builds each new table beside the current one and swaps
  * the pointer when every reply is in; a failed sync leaves the current table untouched.
  * Owns tables, rows, derived box keys and the in-flight sync state. */
 #include <errno.h>
@@ -712,18 +713,63 @@ done:
 	sync_reply_done(s);
 }
 
+/* A box still alive and unchanged: its hash exists (else it expired: the death notice). */
+static void on_exists_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct sync_slot *slot = arg;
+	struct boxes_sync *s = slot->sync;
+
+	(void)r;
+	EC_ASSERT(s->magic == SYNC_MAGIC);
+	if (!reply || reply->type != REDIS_REPLY_INTEGER)
+		s->is_failed = 1;
+	else if (reply->integer == 0)
+		memset(&s->rows[slot->i], 0, sizeof s->rows[slot->i]); /* it drops out */
+	sync_reply_done(s);
+}
+
+/* Member i's score in echos:{boxes} is the ts_ms of its last heartbeat (the box writes
+ * both from one clock reading). When the current table holds the box with that ts_ms, the
+ * hash has not changed since it was read: the row is carried over and only the hash's
+ * existence is asked. Boxes beat every second and the table is read every 250 ms by
+ * default, so most reads need no HGETALL. Returns 1 when carried over. */
+static int sync_carry(struct boxes_sync *s, size_t i, const struct redisReply *score)
+{
+	const struct rdr_table *t = s->owner->cur;
+	char buf[24], *end;
+	long long ts;
+	long j;
+
+	if (!t || score->type != REDIS_REPLY_STRING || score->len == 0 ||
+	    score->len >= sizeof buf)
+		return 0;
+	memcpy(buf, score->str, score->len);
+	buf[score->len] = '\0';
+	errno = 0;
+	ts = strtoll(buf, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return 0; /* not an integer: read the hash */
+	j = rdr_table_find(t, s->rows[i].id);
+	if (j < 0 || t->rows[j].ts_ms != (int64_t)ts)
+		return 0;
+	s->rows[i] = t->rows[j];
+	s->boxes[i] = t->boxes[j];
+	return 1;
+}
+
 static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
 {
 	struct boxes_sync *s = arg;
 	size_t i, n;
 
 	EC_ASSERT(s->magic == SYNC_MAGIC);
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || !s->owner) {
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0 ||
+	    !s->owner) {
 		s->is_failed = 1;
 		sync_reply_done(s);
 		return;
 	}
-	n = reply->elements;
+	n = reply->elements / 2; /* member, score, member, score... */
 	s->slots = calloc(n ? n : 1, sizeof *s->slots);
 	s->rows = calloc(n ? n : 1, sizeof *s->rows);
 	s->boxes = calloc(n ? n : 1, sizeof *s->boxes);
@@ -734,7 +780,8 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 	}
 	s->n = n;
 	for (i = 0; i < n && !s->is_failed; i++) {
-		const struct redisReply *m = reply->element[i];
+		const struct redisReply *m = reply->element[2 * i];
+		int rc;
 
 		s->slots[i].sync = s;
 		s->slots[i].i = i;
@@ -746,8 +793,13 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 		}
 		/* the row holds the member name until the reply is parsed over it */
 		memcpy(s->rows[i].id, m->str, m->len);
-		if (ec_redis_command(r, on_box_reply, &s->slots[i], "HGETALL echos:box:{%s}",
-		                     s->rows[i].id) != 0) {
+		if (sync_carry(s, i, reply->element[2 * i + 1]))
+			rc = ec_redis_command(r, on_exists_reply, &s->slots[i],
+			                      "EXISTS echos:box:{%s}", s->rows[i].id);
+		else
+			rc = ec_redis_command(r, on_box_reply, &s->slots[i],
+			                      "HGETALL echos:box:{%s}", s->rows[i].id);
+		if (rc != 0) {
 			s->is_failed = 1;
 			break;
 		}
@@ -788,7 +840,8 @@ static void boxes_sync_start(struct rdr_boxes *b)
 	s->owner = b;
 	s->pending = 1;
 	if (ec_redis_command(b->redis, on_members_reply, s,
-	                     "ZRANGEBYSCORE echos:{boxes} %lld +inf LIMIT 0 %d", min_score,
+	                     "ZRANGEBYSCORE echos:{boxes} %lld +inf WITHSCORES LIMIT 0 %d",
+	                     min_score,
 	                     RDR_BOXES_MAX) != 0) {
 		sync_free(s);
 		b->syncs_failed++;

@@ -291,6 +291,25 @@ def test_box_whose_heartbeat_stops_is_not_chosen_within_3s(procs, tmp_path, redi
         assert box_of(rdr) == "box-b1"
 
 
+def test_box_whose_hash_is_gone_drops_out_though_its_member_stays(procs, tmp_path, redis,
+                                                                 boxes):
+    """A box that has not beaten since the last read is carried over with an EXISTS instead
+    of a new HGETALL; its hash disappearing (expiry: the death notice) still drops it at
+    once, while its member in echos:{boxes} keeps the same score."""
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: rdr.metrics().get("echos_redirector_boxes") == 2, 10, what="2 boxes")
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+    boxes.silence("box-a1")
+    time.sleep(0.3)  # reads of the silent box now carry it over
+    assert rdr.metrics()["echos_redirector_boxes"] == 2
+    redis.cli("DEL", "echos:box:{box-a1}")
+    assert redis.cli("ZSCORE", "echos:{boxes}", "box-a1").strip()
+    wait_for(lambda: rdr.metrics().get("echos_redirector_boxes") == 1, 2, interval=0.05,
+             what="box-a1 dropped")
+    assert box_of(rdr) == "box-b1"
+
+
 def test_no_box_at_all_goes_to_the_origin_with_the_reason(procs, tmp_path, redis):
     rdr = Rdr(procs, tmp_path, redis.addr)
     wait_for(lambda: rdr.metrics().get("echos_redirector_box_table_age_seconds", -1) >= 0,
