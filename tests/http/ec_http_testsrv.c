@@ -325,7 +325,12 @@ static void on_request(struct ec_http_req *req, void *arg)
 			ec_http_respond(req, 500, text_hdr, 1, "no file\n", 8);
 			return;
 		}
-		if (ec_http_respond_fd(req, 200, NULL, 0, fd, off, (uint64_t)(size - off)) != 0)
+		/* claim > size: the response announces more than the file holds (a file that
+		 * shrank under the server): the body must end cut, never padded or wrong */
+		long claim = query_num(req->query, "claim", size);
+		if (claim < size)
+			claim = size;
+		if (ec_http_respond_fd(req, 200, NULL, 0, fd, off, (uint64_t)(claim - off)) != 0)
 			ec_http_respond(req, 500, text_hdr, 1, "no file\n", 8);
 	} else if (strcmp(p, "/stream") == 0) {
 		struct job *j = job_new(t, req);

@@ -414,6 +414,23 @@ def test_file_bytes_match_for_a_slow_reader(srv, proto):
     assert len(r.stdout) == size - 3 and r.stdout == pattern(size, 3)
 
 
+@pytest.mark.parametrize("proto", ["--http1.1", "--http2-prior-knowledge"])
+def test_file_shorter_than_announced_is_cut_not_padded(srv, proto):
+    """A file that holds less than the response announced (it shrank under the server):
+    the client gets a cut transfer of the true bytes, never filler, and the server keeps
+    serving."""
+    size, claim = 300000, 1 << 20
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", proto,
+                        srv.url(f"/file?size={size}&claim={claim}")], capture_output=True,
+                       timeout=30)
+    assert r.returncode != 0, "a cut transfer must not look complete"
+    assert len(r.stdout) <= size and r.stdout == pattern(len(r.stdout))
+    r = subprocess.run(["curl", "-sS", proto, srv.url("/file?size=100000")],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == pattern(100000)
+    srv.assert_healthy()
+
+
 def test_h2_streaming_with_backpressure(srv):
     n, size = 100, 65536
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
