@@ -278,7 +278,7 @@ int ec_acct_window_minutes(const char *w)
 	return -1;
 }
 
-static int row_cmp(const void *x, const void *y)
+int ec_acct_row_cmp(const void *x, const void *y)
 {
 	const struct ec_acct_row *a = x, *b = y;
 
@@ -293,7 +293,7 @@ void ec_acct_table_sort(struct ec_acct_table *t)
 {
 	if (t->n < 2)
 		return;
-	qsort(t->rows, t->n, sizeof t->rows[0], row_cmp);
+	qsort(t->rows, t->n, sizeof t->rows[0], ec_acct_row_cmp);
 	memset(table_slots(t), 0, 2 * t->cap * sizeof(uint32_t));
 	for (size_t i = 0; i < t->n; i++)
 		index_put(t, i);

@@ -84,5 +84,7 @@ int ec_acct_name_ok(const char *s);
 
 /* Sorts a table by box_bytes, then by rdr_origin, descending; ties by name. */
 void ec_acct_table_sort(struct ec_acct_table *t);
+/* That order as a qsort comparison of two struct ec_acct_row. */
+int ec_acct_row_cmp(const void *x, const void *y);
 
 #endif

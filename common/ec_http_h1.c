@@ -510,7 +510,6 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	struct evbuffer_iovec vec;
 	char *d, num[24];
 	uint64_t skip = 0; /* headers 0..63 the first pass dropped: checked once, not twice */
-	size_t nn;
 
 	need = 9 + 4 + rlen + 2 + 6 + 29 + 2 + 2;
 	for (i = 0; i < n_hdrs; i++) {
@@ -561,14 +560,9 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		*d++ = '\n';
 	}
 	if (clen >= 0) {
-		/* digits right to left: no printf on every response */
-		uint64_t v = (uint64_t)clen;
-		nn = sizeof num;
-		do
-			num[--nn] = (char)('0' + v % 10);
-		while ((v /= 10) != 0);
+		const char *digits = ec_http_dec(num + sizeof num, (uint64_t)clen);
 		d = PUT_LIT(d, "Content-Length: ");
-		d = put_str(d, num + nn, sizeof num - nn);
+		d = put_str(d, digits, (size_t)(num + sizeof num - digits));
 		d = PUT_LIT(d, "\r\n");
 	} else if (rq->is_chunked) {
 		d = PUT_LIT(d, "Transfer-Encoding: chunked\r\n");

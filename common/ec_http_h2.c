@@ -545,7 +545,7 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	nghttp2_nv nvstack[32], *nv = nvstack;
 	nghttp2_data_provider prd;
 	char st[4], cl[24], *low = NULL;
-	size_t n = 0, i, nl, vl, lowlen = 0, nn;
+	size_t n = 0, i, nl, vl, lowlen = 0;
 	uint32_t lens[32][2]; /* headers 0..31: lengths, or name length 0 when skipped */
 	int r;
 
@@ -572,12 +572,8 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	nv[n++] = NV(":status", 7, st, 3);
 	nv[n++] = NV("date", 4, ec_http_date(s), 29);
 	if (clen >= 0) {
-		uint64_t v = (uint64_t)clen;
-		nn = sizeof cl;
-		do
-			cl[--nn] = (char)('0' + v % 10);
-		while ((v /= 10) != 0);
-		nv[n++] = NV("content-length", 14, cl + nn, sizeof cl - nn);
+		const char *digits = ec_http_dec(cl + sizeof cl, (uint64_t)clen);
+		nv[n++] = NV("content-length", 14, digits, (size_t)(cl + sizeof cl - digits));
 	}
 	for (i = 0; i < n_hdrs; i++) {
 		const char *name = hdrs[i].name;

@@ -611,17 +611,6 @@ static void json_head(FILE *f, const char *window, const char *service, const ch
 	fprintf(f, ",\"now_ms\":%lld", (long long)now_ms);
 }
 
-static int row_bytes_cmp(const void *x, const void *y)
-{
-	const struct ec_acct_row *a = x, *b = y;
-
-	if (a->s.box_bytes != b->s.box_bytes)
-		return a->s.box_bytes > b->s.box_bytes ? -1 : 1;
-	if (a->s.rdr_origin != b->s.rdr_origin)
-		return a->s.rdr_origin > b->s.rdr_origin ? -1 : 1;
-	return strcmp(a->name, b->name);
-}
-
 /* A sorted copy of a table's rows (heap, caller frees), or NULL (use the rows as they
  * are) when empty or out of memory. */
 static struct ec_acct_row *sorted_rows(const struct ec_acct_table *t)
@@ -631,7 +620,7 @@ static struct ec_acct_row *sorted_rows(const struct ec_acct_table *t)
 	if (t->n == 0 || !(s = malloc(t->n * sizeof *s)))
 		return NULL;
 	memcpy(s, t->rows, t->n * sizeof *s);
-	qsort(s, t->n, sizeof *s, row_bytes_cmp);
+	qsort(s, t->n, sizeof *s, ec_acct_row_cmp);
 	return s;
 }
 

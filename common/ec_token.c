@@ -561,12 +561,7 @@ static int token_mac(const uint8_t *key, size_t keylen, const struct ec_token_cl
 	p += sizeof CANON_PREFIX - 1;
 	p = put_dec(p, (unsigned)c->kid);
 	*p++ = '\n';
-	if (c->exp_s < 0) {
-		*p++ = '-';
-		p = put_dec(p, (unsigned long long)-(c->exp_s + 1) + 1);
-	} else {
-		p = put_dec(p, (unsigned long long)c->exp_s);
-	}
+	p = put_dec(p, (unsigned long long)c->exp_s); /* claims checked: 0..TOKEN_EXP_MAX */
 	*p++ = '\n';
 	memcpy(p, c->box, boxlen);
 	p += boxlen;

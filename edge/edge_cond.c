@@ -161,16 +161,19 @@ char *edge_http_date_format(time_t t, char *out, size_t outlen)
 	return out;
 }
 
+/* The object's Last-Modified, parsed the first time a precondition compares with it
+ * (*state: 0 not yet, 1 known, -1 absent or unparsable). Returns 1 when known. */
+static int lastmod_known(const struct edge_cond_in *in, time_t *lm, int *state)
+{
+	if (*state == 0)
+		*state = in->lastmod && edge_http_date_parse(in->lastmod, lm) == 0 ? 1 : -1;
+	return *state > 0;
+}
+
 void edge_cond_eval(const struct edge_cond_in *in, struct edge_cond_out *out)
 {
 	time_t lm = 0, t;
-	/* the object's date is parsed only for a request that compares with it */
-	int has_lm = in->lastmod &&
-	             ((in->if_unmodified_since && !in->if_match) ||
-	              (in->if_modified_since && !in->if_none_match) ||
-	              (in->range && in->if_range)) &&
-	             edge_http_date_parse(in->lastmod, &lm) == 0;
-	int use_range = 1;
+	int lm_state = 0, use_range = 1;
 
 	out->status = 200;
 	out->first = 0;
@@ -182,7 +185,7 @@ void edge_cond_eval(const struct edge_cond_in *in, struct edge_cond_out *out)
 			out->status = 412;
 			return;
 		}
-	} else if (in->if_unmodified_since && has_lm &&
+	} else if (in->if_unmodified_since && lastmod_known(in, &lm, &lm_state) &&
 	           edge_http_date_parse(in->if_unmodified_since, &t) == 0 && lm > t) {
 		out->status = 412;
 		return;
@@ -193,7 +196,7 @@ void edge_cond_eval(const struct edge_cond_in *in, struct edge_cond_out *out)
 			out->status = 304;
 			return;
 		}
-	} else if (in->if_modified_since && has_lm &&
+	} else if (in->if_modified_since && lastmod_known(in, &lm, &lm_state) &&
 	           edge_http_date_parse(in->if_modified_since, &t) == 0 && lm <= t) {
 		out->status = 304;
 		return;
@@ -204,7 +207,8 @@ void edge_cond_eval(const struct edge_cond_in *in, struct edge_cond_out *out)
 		if (*v == '"' || (v[0] == 'W' && v[1] == '/'))
 			use_range = edge_etag_match(v, in->etag, 0);
 		else
-			use_range = has_lm && edge_http_date_parse(v, &t) == 0 && t == lm;
+			use_range = lastmod_known(in, &lm, &lm_state) &&
+			            edge_http_date_parse(v, &t) == 0 && t == lm;
 	}
 	if (!use_range)
 		return;

@@ -8,6 +8,7 @@
 
 #include "ec_err.h"
 #include "pol_place.h"
+#include "pol_rank.h"
 #include "pol_score.h"
 
 void pol_place_params_default(struct pol_place_params *p)
@@ -79,21 +80,9 @@ uint32_t pol_place_replicas(const struct pol_place_obj *o, double box_uplink_bps
 	return want;
 }
 
-/* The splitmix64 finalizer: spreads any id hash over all 64 bits before its top bits
- * pick a bucket. */
-static inline uint64_t place_mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xBF58476D1CE4E5B9ULL;
-	x ^= x >> 27;
-	x *= 0x94D049BB133111EBULL;
-	x ^= x >> 31;
-	return x;
-}
-
 static inline unsigned place_bucket(uint64_t id_hash)
 {
-	return (unsigned)(place_mix(id_hash ^ 0x5bd1e9955bd1e995ULL) >> 58);
+	return (unsigned)(pol_rank_mix(id_hash ^ 0x5bd1e9955bd1e995ULL) >> 58);
 }
 
 uint32_t pol_place_region_probes(uint32_t region_boxes, const struct pol_place_params *p)
@@ -109,7 +98,7 @@ uint32_t pol_place_region_probes(uint32_t region_boxes, const struct pol_place_p
 /* An object's probe sequence: bucket i is (start + i * step) mod 64, step odd. */
 static inline void place_probe_seq(uint64_t obj_hash, unsigned *start, unsigned *step)
 {
-	uint64_t h = place_mix(obj_hash);
+	uint64_t h = pol_rank_mix(obj_hash);
 
 	*start = (unsigned)(h & (POL_PLACE_BUCKETS - 1));
 	*step = (unsigned)((h >> 6) & (POL_PLACE_BUCKETS - 1)) | 1;

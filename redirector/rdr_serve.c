@@ -355,6 +355,21 @@ static int serve_token(struct rdr *d, const struct rdr_box *row, uint64_t box_ha
 	return tlen;
 }
 
+/* Writes "<path>[?query]" (qlen: the query's length) and a NUL at p; returns the NUL's
+ * address. The caller made room. */
+static char *put_path_query(char *p, const struct ec_http_req *req, size_t qlen)
+{
+	memcpy(p, req->path, req->path_len);
+	p += req->path_len;
+	if (qlen) {
+		*p++ = '?';
+		memcpy(p, req->query, qlen);
+		p += qlen;
+	}
+	*p = '\0';
+	return p;
+}
+
 /* Appends "<box url>/t/<token><path>[?query]" to buf at *len (NUL-terminated). obj is the
  * path's hash, net the client's prefix the token is bound to, or NULL. Returns 0, or -1
  * when signing fails or buf is too small. */
@@ -383,15 +398,7 @@ static int serve_box_url(struct rdr *d, const struct rdr_table *t, int32_t i,
 	if (tlen <= 0)
 		return -1;
 	p += tlen;
-	memcpy(p, req->path, req->path_len);
-	p += req->path_len;
-	if (qlen) {
-		*p++ = '?';
-		memcpy(p, req->query, qlen);
-		p += qlen;
-	}
-	*p = '\0';
-	*len = (size_t)(p - buf);
+	*len = (size_t)(put_path_query(p, req, qlen) - buf);
 	return 0;
 }
 
@@ -407,15 +414,7 @@ static int serve_origin_url(const struct rdr_service *sv, const struct ec_http_r
 	p = buf + *len;
 	memcpy(p, sv->origin, sv->origin_len);
 	p += sv->origin_len;
-	memcpy(p, req->path, req->path_len);
-	p += req->path_len;
-	if (qlen) {
-		*p++ = '?';
-		memcpy(p, req->query, qlen);
-		p += qlen;
-	}
-	*p = '\0';
-	*len = (size_t)(p - buf);
+	*len = (size_t)(put_path_query(p, req, qlen) - buf);
 	return 0;
 }
 

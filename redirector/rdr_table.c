@@ -736,19 +736,13 @@ static void on_exists_reply(struct ec_redis *r, struct redisReply *reply, void *
 static int sync_carry(struct boxes_sync *s, size_t i, const struct redisReply *score)
 {
 	const struct rdr_table *t = s->owner->cur;
-	char buf[24], *end;
-	long long ts;
+	uint64_t ts;
 	long j;
 
-	if (!t || score->type != REDIS_REPLY_STRING || score->len == 0 ||
-	    score->len >= sizeof buf)
+	/* a score that is not a whole number of ms: read the hash */
+	if (!t || score->type != REDIS_REPLY_STRING ||
+	    table_u64(score->str, score->len, INT64_MAX, &ts) != 0)
 		return 0;
-	memcpy(buf, score->str, score->len);
-	buf[score->len] = '\0';
-	errno = 0;
-	ts = strtoll(buf, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return 0; /* not an integer: read the hash */
 	j = rdr_table_find(t, s->rows[i].id);
 	if (j < 0 || t->rows[j].ts_ms != (int64_t)ts)
 		return 0;
