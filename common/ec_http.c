@@ -704,25 +704,52 @@ static void ip_release(struct ec_http_server *s, struct ec_http_ipent *e)
 /* connections */
 
 /* Arms the connection timer for mode (EC_HTTP_TM_NONE stops it). */
+/* The timer is lazy: setting a mode records when it is due, and the event is only
+ * (re)armed when that is earlier than the pending expiry. A later deadline, or NONE,
+ * leaves the event as it is: when it fires, on_timer re-arms it for what is left, or
+ * does nothing. A keep-alive connection whose requests each arrive whole thus costs no
+ * event_add/event_del per request, only one re-arm per idle period. */
 void ec_http_conn_timer(struct ec_http_conn *c, int mode)
 {
 	struct ec_http_server *s = c->srv;
 	const struct timeval *tv = NULL;
+	int64_t ms = 0;
 
 	if (c->tmode == mode && mode != EC_HTTP_TM_HEADER && mode != EC_HTTP_TM_IDLE)
 		return;
 	c->tmode = mode;
 	switch (mode) {
-	case EC_HTTP_TM_HEADER: tv = s->tv_header; break;
-	case EC_HTTP_TM_IDLE: tv = s->tv_idle; break;
-	case EC_HTTP_TM_TICK: tv = s->tv_tick; break;
-	case EC_HTTP_TM_LINGER: tv = s->tv_linger; break;
-	default: break;
+	case EC_HTTP_TM_HEADER: tv = s->tv_header; ms = s->o.header_timeout_ms; break;
+	case EC_HTTP_TM_IDLE: tv = s->tv_idle; ms = s->o.idle_timeout_ms; break;
+	case EC_HTTP_TM_TICK: tv = s->tv_tick; ms = EC_HTTP_H2_TICK_MS; break;
+	case EC_HTTP_TM_LINGER: tv = s->tv_linger; ms = EC_HTTP_LINGER_MS; break;
+	default: return; /* NONE: a pending event finds nothing due */
 	}
-	if (tv)
-		event_add(&c->tmr, tv);
-	else
-		event_del(&c->tmr);
+	c->t_due_us = ec_http_now_us(s) + ms * 1000;
+	if (c->t_armed_us != 0 && c->t_armed_us <= c->t_due_us)
+		return;
+	event_add(&c->tmr, tv);
+	c->t_armed_us = c->t_due_us;
+}
+
+/* on_timer's check: 1 when the mode's deadline has come (within EC_HTTP_TIMER_SLACK_US,
+ * as libevent's coarse clock may fire a little early), else re-arms for what is left. */
+static int conn_timer_due(struct ec_http_conn *c)
+{
+	int64_t now = ec_now_us(), left;
+	struct timeval tv;
+
+	c->t_armed_us = 0;
+	if (c->tmode == EC_HTTP_TM_NONE)
+		return 0;
+	left = c->t_due_us - now;
+	if (left <= EC_HTTP_TIMER_SLACK_US)
+		return 1;
+	tv.tv_sec = left / 1000000;
+	tv.tv_usec = left % 1000000;
+	event_add(&c->tmr, &tv);
+	c->t_armed_us = c->t_due_us;
+	return 0;
 }
 
 static void on_work(evutil_socket_t fd, short what, void *arg);
@@ -822,6 +849,7 @@ static void conn_free(struct ec_http_conn *c)
 	s->n_conns--;
 	ip_release(s, c->ip);
 	event_del(&c->tmr);
+	c->t_armed_us = 0;
 	if (c->rd_added)
 		event_del(&c->rev);
 	if (c->wr_added)
@@ -1286,6 +1314,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	int mode = c->tmode;
 
 	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
+	if (!conn_timer_due(c))
+		return;
 	conn_hold(c);
 	c->tmode = EC_HTTP_TM_NONE;
 	switch (mode) {

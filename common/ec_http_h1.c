@@ -396,11 +396,14 @@ static void h1_process(struct ec_http_conn *c)
 				ec_http_conn_close(c);
 			break;
 		}
-		if (c->tmode != EC_HTTP_TM_HEADER)
-			ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
 		r = h1_scan(c, in, &blocklen, &why, &msg);
-		if (r == 0)
+		if (r == 0) {
+			/* a partial request: the header timeout runs from its first bytes (a
+			 * request that arrives whole never needs it) */
+			if (c->tmode != EC_HTTP_TM_HEADER)
+				ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
 			break;
+		}
 		if (r != 1) {
 			h1_refuse(c, r, why, msg);
 			break;

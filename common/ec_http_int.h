@@ -25,6 +25,7 @@
 #define EC_HTTP_LINGER_MS      2000    /* discard input this long after our last byte */
 #define EC_HTTP_LINGER_BYTES   (256u * 1024)
 #define EC_HTTP_H2_TICK_MS     1000    /* stalled-stream checks while streams are open */
+#define EC_HTTP_TIMER_SLACK_US 2000    /* a connection timeout this close to due is due */
 #define EC_HTTP_H2_GLITCH_BURST 200    /* invalid frames + resets a peer may cause ... */
 #define EC_HTTP_H2_GLITCH_RATE  20     /* ... refilled per second */
 #define EC_HTTP_LOG_PER_SEC    20      /* refusal log lines per second */
@@ -197,7 +198,9 @@ struct ec_http_conn {
 	evutil_socket_t fd;
 	int proto;                        /* enum ec_http_conn_proto */
 	int tmode;                        /* enum ec_http_tmode */
-	struct event tmr;
+	struct event tmr;                 /* armed lazily: see ec_http_conn_timer */
+	int64_t t_due_us;                 /* when tmode's timeout is due (tmode != NONE) */
+	int64_t t_armed_us;               /* when tmr fires; 0: not pending */
 	struct ec_http_ipent *ip;
 	struct sockaddr_storage peer, local;
 	socklen_t peer_len;

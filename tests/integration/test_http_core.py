@@ -647,6 +647,34 @@ def test_idle_keepalive_timeout(procs):
     assert closed and any(isinstance(f, GoAwayFrame) and f.error_code == 0 for f in frames)
 
 
+def test_idle_timeout_counts_from_the_last_request(procs):
+    # the connection timer is re-armed lazily: each request must still restart the idle
+    # period, and a partial request on a kept-alive connection still gets the header timeout
+    srv = TestSrv(procs, ["127.0.0.1:0"], extra=["--idle-timeout", "600",
+                                                  "--header-timeout", "400"])
+    s = connect(srv.ports[0])
+    rd = H1Reader(s)
+    t_last = time.monotonic()
+    for _ in range(4):
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert rd.response()[2] == b"hello\n"
+        t_last = time.monotonic()
+        time.sleep(0.35)  # past the first idle deadline, within each new one
+    _, closed = recv_until_close(s, 3)
+    assert closed
+    assert 0.5 < time.monotonic() - t_last < 1.5
+    s = connect(srv.ports[0])
+    rd = H1Reader(s)
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert rd.response()[2] == b"hello\n"
+    t0 = time.monotonic()
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # never completed
+    data, closed = recv_until_close(s, 3)
+    assert closed and time.monotonic() - t0 < 0.55, time.monotonic() - t0
+    assert data.startswith(b"HTTP/1.1 408 ")
+    srv.assert_healthy()
+
+
 def test_per_ip_connection_cap(procs):
     srv = TestSrv(procs, ["127.0.0.1:0"], extra=["--max-per-ip", "3"])
     held = [connect(srv.ports[0]) for _ in range(3)]
