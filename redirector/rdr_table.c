@@ -46,6 +46,7 @@ struct boxes_sync {
 	struct sync_slot *slots;        /* n */
 	struct rdr_box *rows;           /* n; rows[i].magic != 0: parsed */
 	struct pol_box *boxes;          /* n */
+	size_t cap;                     /* rows and boxes allocated (>= n) */
 };
 
 struct rdr_boxes {
@@ -68,6 +69,11 @@ struct rdr_boxes {
 	struct event *timer;
 	struct rdr_table *cur;          /* never NULL */
 	struct boxes_sync *sync;        /* in flight, or NULL */
+	/* the arrays of the table before cur, kept for the next sync: ~1 KiB a box, so
+	 * allocating them anew each time would fault in megabytes a second */
+	struct rdr_box *spare_rows;
+	struct pol_box *spare_boxes;
+	size_t spare_cap;
 	int64_t last_ok_ms;             /* monotonic end of the last good sync; 0: never */
 	int64_t started_ms;             /* monotonic creation time */
 	int is_down_logged;
@@ -307,27 +313,80 @@ long rdr_table_find(const struct rdr_table *t, const char *id)
 	return -1;
 }
 
-/* Frees t and everything it owns. NULL is a no-op. */
-static void table_free(struct rdr_table *t)
+/* Frees arrays of cap rows and boxes (n used), wiping the rows (magic and keys). */
+static void rows_free(struct rdr_box *rows, struct pol_box *boxes, size_t n)
 {
-	size_t i;
+	if (rows)
+		memset(rows, 0, n * sizeof *rows);
+	free(rows);
+	free(boxes);
+}
 
+/* Keeps arrays of cap rows and boxes (n used) as b's spares when b has none as large,
+ * else frees them. b may be NULL (its owner is gone). */
+static void rows_retire(struct rdr_boxes *b, struct rdr_box *rows, struct pol_box *boxes,
+                        size_t n, size_t cap)
+{
+	if (!b || !rows || !boxes || cap <= b->spare_cap) {
+		rows_free(rows, boxes, n);
+		return;
+	}
+	rows_free(b->spare_rows, b->spare_boxes, b->spare_cap);
+	b->spare_rows = rows;
+	b->spare_boxes = boxes;
+	b->spare_cap = cap;
+}
+
+/* Zeroed arrays for n rows and boxes: b's spares when large enough, else new ones.
+ * Returns 0 with *cap set, or -1 (nothing allocated). */
+static int rows_get(struct rdr_boxes *b, size_t n, struct rdr_box **rows,
+                    struct pol_box **boxes, size_t *cap)
+{
+	if (n == 0)
+		n = 1;
+	if (b && b->spare_cap >= n) {
+		*rows = b->spare_rows;
+		*boxes = b->spare_boxes;
+		*cap = b->spare_cap;
+		b->spare_rows = NULL;
+		b->spare_boxes = NULL;
+		b->spare_cap = 0;
+		memset(*rows, 0, n * sizeof **rows);
+		memset(*boxes, 0, n * sizeof **boxes);
+		return 0;
+	}
+	*rows = calloc(n, sizeof **rows);
+	*boxes = calloc(n, sizeof **boxes);
+	if (!*rows || !*boxes) {
+		free(*rows);
+		free(*boxes);
+		*rows = NULL;
+		*boxes = NULL;
+		return -1;
+	}
+	*cap = n;
+	return 0;
+}
+
+/* Frees t and everything it owns but its rows and boxes, which go to rows_retire.
+ * NULL is a no-op. */
+static void table_free(struct rdr_boxes *b, struct rdr_table *t)
+{
 	if (!t)
 		return;
 	EC_ASSERT(t->magic == RDR_TABLE_MAGIC);
-	for (i = 0; i < t->n; i++)
-		memset(&t->rows[i], 0, sizeof t->rows[i]); /* clears magic and keys */
 	pol_index_free(t->cand);
-	free(t->rows);
-	free(t->boxes);
+	rows_retire(b, t->rows, t->boxes, t->n, t->cap);
 	free(t->index);
 	t->magic = 0;
 	free(t);
 }
 
-/* Returns a new table taking rows and boxes (n each; *rows and *boxes set to NULL), with
- * its index built, or NULL on allocation failure (the arrays are freed then too). */
-static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes, size_t n)
+/* Returns a new table taking rows and boxes (n used of cap; *rows and *boxes set to
+ * NULL), with its index built, or NULL on allocation failure (the arrays are freed then
+ * too). */
+static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes, size_t n,
+                                   size_t cap_rows)
 {
 	struct rdr_table *t = calloc(1, sizeof *t);
 	size_t cap = 16, i;
@@ -344,8 +403,7 @@ static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes
 			pol_index_free(t->cand);
 		}
 		free(t);
-		free(*rows);
-		free(*boxes);
+		rows_free(*rows, *boxes, n);
 		*rows = NULL;
 		*boxes = NULL;
 		return NULL;
@@ -357,6 +415,7 @@ static struct rdr_table *table_new(struct rdr_box **rows, struct pol_box **boxes
 	t->rows = *rows;
 	t->boxes = *boxes;
 	t->n = n;
+	t->cap = cap_rows;
 	t->index_cap = cap;
 	*rows = NULL;
 	*boxes = NULL;
@@ -386,14 +445,9 @@ static void boxes_derive(const struct rdr_boxes *b, struct rdr_box *row)
 
 static void sync_free(struct boxes_sync *s)
 {
-	size_t i;
-
 	EC_ASSERT(s->magic == SYNC_MAGIC);
-	for (i = 0; i < s->n; i++)
-		memset(&s->rows[i], 0, sizeof s->rows[i]);
+	rows_retire(s->owner, s->rows, s->boxes, s->n, s->cap);
 	free(s->slots);
-	free(s->rows);
-	free(s->boxes);
 	s->magic = 0;
 	free(s);
 }
@@ -424,7 +478,10 @@ static uint64_t charge_sum(const struct rdr_boxes *b, struct rdr_box *r, int64_t
 {
 	int64_t cut = now - b->charge_ms, hb_cut = hb_ms - b->charge_reflect_ms;
 	uint64_t sum = 0;
+	int left = 0;
 
+	if (!r->has_charges)
+		return 0;
 	if (hb_cut > cut)
 		cut = hb_cut;
 	for (size_t k = 0; k < RDR_CHARGE_SLOTS; k++) {
@@ -439,7 +496,9 @@ static uint64_t charge_sum(const struct rdr_boxes *b, struct rdr_box *r, int64_t
 			continue;
 		}
 		sum += r->charge_bps[k];
+		left = 1;
 	}
+	r->has_charges = left;
 	return sum;
 }
 
@@ -464,6 +523,7 @@ void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now
 		r->charge_bps[k] = 0;
 	}
 	r->charge_bps[k] += bps;
+	r->has_charges = 1;
 	t->boxes[row].charged_bps += bps;
 }
 
@@ -589,6 +649,7 @@ static void sync_track(struct rdr_boxes *b, struct rdr_box *rows, struct pol_box
 		if (orow) {
 			memcpy(r->charge_slot, orow->charge_slot, sizeof r->charge_slot);
 			memcpy(r->charge_bps, orow->charge_bps, sizeof r->charge_bps);
+			r->has_charges = orow->has_charges;
 		}
 		pb->charged_bps = charge_sum(b, r, pb->hb_ms, now);
 		if (orow && orow->key_gen == b->key_gen) {
@@ -605,11 +666,9 @@ static void sync_track(struct rdr_boxes *b, struct rdr_box *rows, struct pol_box
 static void sync_finish(struct boxes_sync *s)
 {
 	struct rdr_boxes *b = s->owner;
-	struct rdr_box *rows = NULL;
-	struct pol_box *boxes = NULL;
 	struct rdr_table *t;
 	int64_t now = ec_now_ms();
-	size_t i, n = 0;
+	size_t i, n = 0, cap = s->cap;
 
 	if (!b)
 		goto out;
@@ -618,29 +677,32 @@ static void sync_finish(struct boxes_sync *s)
 		b->syncs_failed++;
 		goto out;
 	}
-	rows = calloc(s->n ? s->n : 1, sizeof *rows);
-	boxes = calloc(s->n ? s->n : 1, sizeof *boxes);
-	if (!rows || !boxes) {
-		free(rows);
-		free(boxes);
-		b->syncs_failed++;
-		goto out;
+	if (!s->rows) {
+		if (rows_get(b, 0, &s->rows, &s->boxes, &s->cap) != 0) {
+			b->syncs_failed++;
+			goto out;
+		}
+		cap = s->cap;
 	}
+	/* the parsed rows, compacted in place: the arrays become the new table's */
 	for (i = 0; i < s->n; i++) {
 		if (s->rows[i].magic != RDR_BOX_MAGIC)
 			continue;
-		rows[n] = s->rows[i];
-		boxes[n] = s->boxes[i];
+		if (n != i) {
+			s->rows[n] = s->rows[i];
+			s->boxes[n] = s->boxes[i];
+		}
 		n++;
 	}
-	sync_track(b, rows, boxes, n, now);
-	t = table_new(&rows, &boxes, n);
+	s->n = n;
+	sync_track(b, s->rows, s->boxes, n, now);
+	t = table_new(&s->rows, &s->boxes, n, cap);
 	if (!t) {
 		b->syncs_failed++;
 		goto out;
 	}
 	/* single-threaded: nobody holds the old table across a return to the loop */
-	table_free(b->cur);
+	table_free(b, b->cur);
 	b->cur = t;
 	b->syncs_ok++;
 	if (b->is_down_logged)
@@ -765,9 +827,7 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 	}
 	n = reply->elements / 2; /* member, score, member, score... */
 	s->slots = calloc(n ? n : 1, sizeof *s->slots);
-	s->rows = calloc(n ? n : 1, sizeof *s->rows);
-	s->boxes = calloc(n ? n : 1, sizeof *s->boxes);
-	if (!s->slots || !s->rows || !s->boxes) {
+	if (!s->slots || rows_get(s->owner, n, &s->rows, &s->boxes, &s->cap) != 0) {
 		s->is_failed = 1;
 		sync_reply_done(s);
 		return;
@@ -902,6 +962,7 @@ struct rdr_boxes *rdr_boxes_new(struct event_base *base, struct ec_redis *redis,
 	struct rdr_boxes *b = calloc(1, sizeof *b);
 	struct rdr_box *rows = NULL;
 	struct pol_box *boxes = NULL;
+	size_t cap = 0;
 
 	if (!b)
 		return NULL;
@@ -909,7 +970,8 @@ struct rdr_boxes *rdr_boxes_new(struct event_base *base, struct ec_redis *redis,
 	b->base = base;
 	b->redis = redis;
 	b->started_ms = ec_now_ms();
-	b->cur = table_new(&rows, &boxes, 0);
+	b->cur = rows_get(NULL, 0, &rows, &boxes, &cap) == 0 ? table_new(&rows, &boxes, 0, cap)
+	                                                    : NULL;
 	b->timer = event_new(base, -1, EV_PERSIST, on_sync_timer, b);
 	if (!b->cur || !b->timer || rdr_boxes_configure(b, o) != 0) {
 		rdr_boxes_free(b);
@@ -929,7 +991,8 @@ void rdr_boxes_free(struct rdr_boxes *b)
 	if (b->sync)
 		b->sync->owner = NULL; /* its replies will free it */
 	if (b->cur)
-		table_free(b->cur);
+		table_free(NULL, b->cur);
+	rows_free(b->spare_rows, b->spare_boxes, b->spare_cap);
 	memset(b->master, 0, sizeof b->master);
 	free(b->name);
 	b->magic = 0;

@@ -48,6 +48,7 @@ struct rdr_box {
 	/* bitrate charged by redirects, per slot of local monotonic time */
 	uint32_t charge_slot[RDR_CHARGE_SLOTS]; /* slot number + 1; 0: empty */
 	uint64_t charge_bps[RDR_CHARGE_SLOTS];
+	int has_charges;                /* 0: every charge slot is empty */
 };
 
 /* A table: rows[i] and boxes[i] describe the same box. Read-only once built. */
@@ -56,6 +57,7 @@ struct rdr_table {
 	size_t n;
 	struct rdr_box *rows;
 	struct pol_box *boxes;          /* passed to pol_score_choose as is */
+	size_t cap;                     /* rows and boxes allocated (>= n) */
 	uint32_t *index;                /* open addressing by id: row + 1, 0 = empty */
 	size_t index_cap;               /* power of two */
 	struct pol_index *cand;         /* candidate index over boxes (pol_index.h) */

@@ -284,14 +284,14 @@ static struct rdr_boxes *charge_boxes(int64_t charge_ms, int64_t reflect_ms, int
 	strcpy(rows[0].id, "b1");
 	rows[0].magic = RDR_BOX_MAGIC;
 	boxes[0].hb_ms = hb_ms;
-	b->cur = table_new(&rows, &boxes, 1);
+	b->cur = table_new(&rows, &boxes, 1, 1);
 	assert_non_null(b->cur);
 	return b;
 }
 
 static void charge_free(struct rdr_boxes *b)
 {
-	table_free(b->cur);
+	table_free(NULL, b->cur);
 	free(b);
 }
 
@@ -308,6 +308,60 @@ static void test_charge_counts_until_it_expires(void **state)
 	charge_refresh(b, 110600); /* both slots ended more than 10 s ago */
 	assert_true(b->cur->boxes[0].charged_bps == 0);
 	charge_free(b);
+}
+
+static void test_charges_count_again_after_all_expired(void **state)
+{
+	struct rdr_boxes *b = charge_boxes(10000, 1000, 0);
+
+	(void)state;
+	rdr_boxes_charge(b, 0, 5000000, 100000);
+	charge_refresh(b, 111000);
+	assert_true(b->cur->boxes[0].charged_bps == 0);
+	assert_int_equal(b->cur->rows[0].has_charges, 0);
+	charge_refresh(b, 112000); /* nothing left: the empty box is skipped */
+	assert_true(b->cur->boxes[0].charged_bps == 0);
+	rdr_boxes_charge(b, 0, 3000000, 113000);
+	charge_refresh(b, 114000);
+	assert_true(b->cur->boxes[0].charged_bps == 3000000);
+	charge_free(b);
+}
+
+/* A sync builds its table in the arrays of the table before the current one: the spare
+ * comes back zeroed, and a larger sync gets new arrays. */
+static void test_sync_reuses_the_previous_arrays(void **state)
+{
+	struct rdr_boxes b = { .magic = BOXES_MAGIC };
+	struct rdr_box *rows = NULL, *kept;
+	struct pol_box *boxes = NULL;
+	struct rdr_table *t;
+	size_t cap = 0;
+
+	(void)state;
+	assert_int_equal(rows_get(&b, 4, &rows, &boxes, &cap), 0);
+	assert_int_equal(cap, 4);
+	strcpy(rows[0].id, "b0");
+	rows[0].magic = RDR_BOX_MAGIC;
+	boxes[0].egress_bps = 7;
+	t = table_new(&rows, &boxes, 1, cap);
+	assert_non_null(t);
+	kept = t->rows;
+	table_free(&b, t);
+	assert_ptr_equal(b.spare_rows, kept);
+	assert_int_equal(b.spare_cap, 4);
+	assert_int_equal(rows_get(&b, 3, &rows, &boxes, &cap), 0);
+	assert_ptr_equal(rows, kept);
+	assert_int_equal(cap, 4);
+	assert_int_equal(rows[0].magic, 0);
+	assert_int_equal(rows[0].id[0], 0);
+	assert_true(boxes[0].egress_bps == 0);
+	assert_null(b.spare_rows);
+	rows_retire(&b, rows, boxes, 3, cap);
+	assert_int_equal(rows_get(&b, 5, &rows, &boxes, &cap), 0);
+	assert_int_equal(cap, 5);
+	assert_ptr_equal(b.spare_rows, kept); /* too small: still spare */
+	rows_free(rows, boxes, 5);
+	rows_free(b.spare_rows, b.spare_boxes, b.spare_cap);
 }
 
 static void test_heartbeat_after_reflect_time_clears_older_charges(void **state)
@@ -464,7 +518,7 @@ static void test_inventory_holders_follow_box_sets(void **state)
 	strcpy(rows[0].id, "b0");
 	strcpy(rows[1].id, "b1");
 	strcpy(rows[2].id, "b2");
-	t = table_new(&rows, &boxes, 3);
+	t = table_new(&rows, &boxes, 3, 3);
 	assert_non_null(t);
 	assert_int_equal(rdr_inv_set_box(inv, "b1", 1, p1, l1, 2), 0);
 	/* map holds 4 objects: /e does not fit */
@@ -484,7 +538,7 @@ static void test_inventory_holders_follow_box_sets(void **state)
 	/* a box that left the table is no holder */
 	assert_int_equal(rdr_inv_set_box(inv, "gone", 1, p1, l1, 1), 0);
 	assert_int_equal(rdr_inv_holders(inv, t, pol_hash_bytes("/a", 2), out, 8), 0);
-	table_free(t);
+	table_free(NULL, t);
 	rdr_inv_free(inv);
 }
 
@@ -598,6 +652,8 @@ int main(void)
 		cmocka_unit_test(test_heartbeat_after_reflect_time_clears_older_charges),
 		cmocka_unit_test(test_charging_off_charges_nothing),
 		cmocka_unit_test(test_charge_ring_wrap_drops_the_old_slot),
+		cmocka_unit_test(test_charges_count_again_after_all_expired),
+		cmocka_unit_test(test_sync_reuses_the_previous_arrays),
 		cmocka_unit_test(test_services_longest_prefix_and_host),
 		cmocka_unit_test(test_service_errors_name_file_and_line),
 		cmocka_unit_test(test_inventory_holders_follow_box_sets),
