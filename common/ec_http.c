@@ -282,17 +282,13 @@ int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen,
 {
 	size_t nl = h->name_len ? h->name_len : strlen(h->name);
 	size_t vl = h->value_len ? h->value_len : strlen(h->value);
-	size_t i;
 
 	*nlen = nl;
 	*vlen = vl;
 	if (nl == 0)
 		return 1;
-	for (i = 0; i < nl; i++) {
-		unsigned char ch = (unsigned char)h->name[i];
-		if (ch <= ' ' || ch >= 0x7f || ch == ':')
-			return 1;
-	}
+	if (ec_scan_token((const unsigned char *)h->name, nl) != nl)
+		return 1;
 	if (ec_scan_ctl((const unsigned char *)h->value, 0, vl) != vl)
 		return 1;
 	switch (nl) {

@@ -146,18 +146,7 @@ static int h1_scan(struct ec_http_conn *c, struct evbuffer *in, size_t *blocklen
  * "Transfer-Encoding : chunked" would slip past as some other header */
 static int is_token(const char *s, size_t n)
 {
-	static const char extra[] = "!#$%&'*+-.^_`|~";
-	size_t i;
-
-	if (!n)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch))))
-			return 0;
-	}
-	return 1;
+	return n > 0 && ec_scan_token((const unsigned char *)s, n) == n;
 }
 
 static struct ec_http_rq *parser_rq(http_parser *p, struct ec_http_conn **cp)
@@ -251,7 +240,7 @@ static int h1_on_value(http_parser *p, const char *at, size_t len)
 	rq->hdr_bytes += len;
 	if (rq->hdr_bytes > c->srv->o.max_header_bytes)
 		return h1_fail(c, 431, EC_HTTP_REJ_HEADER_BYTES, "request headers too large");
-	if (memchr(at, '\r', len) || memchr(at, '\n', len) || memchr(at, '\0', len))
+	if (ec_scan_ctl((const unsigned char *)at, 0, len) != len)
 		return h1_fail(c, 400, EC_HTTP_REJ_SMUGGLING, "CR, LF or NUL in a header value");
 	if (ec_http_rq_put(rq, at, len, 0, &vo))
 		return h1_fail(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
@@ -513,10 +502,17 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	struct evbuffer_iovec vec;
 	char *d, num[24];
 	uint64_t skip = 0; /* headers 0..63 the first pass dropped: checked once, not twice */
+	size_t lens[64][2]; /* and the lengths it found for the others */
 
 	need = 9 + 4 + rlen + 2 + 6 + 29 + 2 + 2;
 	for (i = 0; i < n_hdrs; i++) {
-		if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0)) {
+		int drop = ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0);
+
+		if (i < 64) {
+			lens[i][0] = nl;
+			lens[i][1] = vl;
+		}
+		if (drop) {
 			if (i < 64)
 				skip |= (uint64_t)1 << i;
 			if (nl == 10 && vl == 5 && strncasecmp(hdrs[i].name, "connection", 10) == 0 &&
@@ -550,8 +546,8 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		if (i < 64) {
 			if (skip >> i & 1)
 				continue;
-			nl = hdrs[i].name_len ? hdrs[i].name_len : strlen(hdrs[i].name);
-			vl = hdrs[i].value_len ? hdrs[i].value_len : strlen(hdrs[i].value);
+			nl = lens[i][0];
+			vl = lens[i][1];
 		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0)) {
 			continue;
 		}

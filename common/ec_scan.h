@@ -35,4 +35,34 @@ static inline size_t ec_scan_ctl(const unsigned char *p, size_t i, size_t n)
 	return n;
 }
 
+/* RFC 9110 tchar ("!#$%&'*+-.^_`|~", digits, letters), one byte per byte value: a load
+ * and a test per character. Bytes 0x80 and up are never tchars. */
+static inline int ec_scan_is_tchar(unsigned char ch)
+{
+	static const unsigned char tab[256] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x00 */
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x10 */
+		0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,  /* 0x20 */
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,  /* 0x30 */
+		0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x40 */
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,  /* 0x50 */
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x60 */
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,  /* 0x70 */
+		/* 0x80-0xff: 0 */
+	};
+
+	return tab[ch];
+}
+
+/* Index of the first byte of p[0, n) that is not a tchar, or n. */
+static inline size_t ec_scan_token(const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!ec_scan_is_tchar(p[i]))
+			return i;
+	return n;
+}
+
 #endif

@@ -574,7 +574,7 @@ void edge_serve_handle(struct ec_http_req *req, void *arg)
 	}
 	rc = ec_token_verify(&srv->conf.keys, tok, toklen, ctx->path, ctx->path_len,
 	                     srv->conf.box_id, (const struct sockaddr *)&req->peer,
-	                     ec_wall_ms() / 1000, &claims, reason, sizeof reason);
+	                     ec_wall_s_coarse(), &claims, reason, sizeof reason);
 	if (rc != 0) {
 		if (!reason[0])
 			snprintf(reason, sizeof reason, "%s", ec_strerror(rc));

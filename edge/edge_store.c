@@ -937,7 +937,7 @@ int edge_store_commit(struct edge_store_writer **wp, const uint8_t sha256[32])
 		ec_log_warn("cache %s: fsync of %s failed: %s", st->dir, dir, strerror(errno));
 	}
 	e->size = size;
-	e->atime_s = ec_wall_ms() / 1000;
+	e->atime_s = ec_wall_s_coarse();
 	index_insert(st, e, 1);
 	close(w->fd);
 	w->magic = 0;

@@ -39,6 +39,7 @@ struct pol_index {
 	uint32_t *cell_members;
 	uint32_t *odd;               /* located boxes off the grid (coordinates out of range) */
 	struct pol_xyz *xyz;         /* unit vector of each box (located ones) */
+	uint64_t *rdv_box;           /* pol_rank_rdv_box of each box */
 	size_t n_odd;
 	int has_lanes;
 	uint32_t lane_start[POL_LANES + 1];
@@ -146,6 +147,7 @@ void pol_index_free(struct pol_index *x)
 	free(x->cell_members);
 	free(x->odd);
 	free(x->xyz);
+	free(x->rdv_box);
 	free(x->lane_members);
 	free(x);
 }
@@ -190,13 +192,17 @@ struct pol_index *pol_index_new(const struct pol_box *boxes, size_t n)
 	x->cell_start = calloc(GRID_CELLS + 1, sizeof *x->cell_start);
 	x->lane_members = malloc((n ? n : 1) * sizeof *x->lane_members);
 	x->xyz = calloc(n ? n : 1, sizeof *x->xyz);
-	if (!pairs || !bucket || !order || !x->cell_start || !x->lane_members || !x->xyz)
+	x->rdv_box = malloc((n ? n : 1) * sizeof *x->rdv_box);
+	if (!pairs || !bucket || !order || !x->cell_start || !x->lane_members || !x->xyz ||
+	    !x->rdv_box)
 		goto fail;
 	x->mem += (GRID_CELLS + 1) * sizeof *x->cell_start + n * sizeof *x->lane_members +
-	          n * sizeof *x->xyz;
-	for (i = 0; i < n; i++)
+	          n * sizeof *x->xyz + n * sizeof *x->rdv_box;
+	for (i = 0; i < n; i++) {
 		if (boxes[i].has_loc)
 			x->xyz[i] = pol_rank_xyz(boxes[i].lat, boxes[i].lon);
+		x->rdv_box[i] = pol_rank_rdv_box(boxes[i].id_hash);
+	}
 
 	for (i = 0, np = 0; i < n; i++)
 		if (boxes[i].pop_hash != 0)
@@ -282,14 +288,16 @@ static inline void walk_visit(struct walk *w, size_t i, enum pol_class cls, int 
 {
 	const struct pol_box *b = &w->x->boxes[i];
 	enum pol_miss why;
-	int ok = pol_rank_eligible(b, w->q->sla, w->q->now_ms, &why);
+	double load = 0;
+	int ok = pol_rank_eligible(b, w->q->sla, w->q->now_ms, &why, &load);
 	uint64_t lane = 0;
 
 	if (!ok && why == POL_MISS_NO_BOX)
 		return;
 	if (ok && lanes && !holds)
 		lane = pol_rank_lane_score(w->q->obj_hash, pol_rank_lane_of(b->id_hash));
-	pol_rank_visit(b, i, cls, holds, lane, w->q, ok, why, &w->best, &w->alt, &w->t);
+	pol_rank_visit(b, i, cls, holds, lane, w->x->rdv_box[i], load, w->q, ok, why, &w->best,
+	               &w->alt, &w->t);
 }
 
 static inline int walk_skip_holder(const struct walk *w, size_t i)

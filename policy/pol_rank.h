@@ -141,9 +141,16 @@ static inline uint64_t pol_rank_mix(uint64_t x)
 	return x;
 }
 
+/* The box's half of the rendezvous score: it depends on the box alone, so an index can
+ * keep it per box (pol_index.c). */
+static inline uint64_t pol_rank_rdv_box(uint64_t box_hash)
+{
+	return pol_rank_mix(box_hash + 0x9E3779B97F4A7C15ULL);
+}
+
 static inline uint64_t pol_rank_rdv(uint64_t obj_hash, uint64_t box_hash)
 {
-	return pol_rank_mix(obj_hash ^ pol_rank_mix(box_hash + 0x9E3779B97F4A7C15ULL));
+	return pol_rank_mix(obj_hash ^ pol_rank_rdv_box(box_hash));
 }
 
 /* pol_lane_of and pol_lane_score, inline: the top 6 bits of the mixed id (a box's lane
@@ -164,9 +171,8 @@ static inline uint64_t pol_rank_lane_score(uint64_t obj_hash, unsigned lane)
  * good, and letting 3% decide would move objects between boxes with every heartbeat,
  * defeating rendezvous affinity (and the cache hits it buys). Only called on eligible
  * boxes, whose uplink is nonzero. */
-static inline uint32_t pol_rank_bucket(const struct pol_box *b, const struct pol_sla *sla)
+static inline uint32_t pol_rank_bucket(const struct pol_box *b, double load)
 {
-	double load = (double)b->egress_bps + (double)b->charged_bps + (double)sla->viewer_bps;
 	double u = load / (double)b->uplink_bps * POL_SCORE_UTIL_BUCKETS;
 
 	if (!(u < POL_RANK_BUCKET_MAX))
@@ -174,9 +180,11 @@ static inline uint32_t pol_rank_bucket(const struct pol_box *b, const struct pol
 	return (uint32_t)u;
 }
 
-/* pol_sla_eligible's rules (see pol_sla.c), inline for the per-box loops. */
+/* pol_sla_eligible's rules (see pol_sla.c), inline for the per-box loops. *load is the
+ * box's load with the new viewer when the box got as far as the capacity rule (always
+ * when eligible), for pol_rank_bucket. */
 static inline int pol_rank_eligible(const struct pol_box *b, const struct pol_sla *sla,
-                                    int64_t now_ms, enum pol_miss *why)
+                                    int64_t now_ms, enum pol_miss *why, double *load_out)
 {
 	enum pol_miss m = POL_MISS_NONE;
 
@@ -191,6 +199,7 @@ static inline int pol_rank_eligible(const struct pol_box *b, const struct pol_sl
 		double load = (double)b->egress_bps + (double)b->charged_bps +
 		              (double)sla->viewer_bps;
 
+		*load_out = load;
 		/* written so that a NaN max_util compares false, i.e. over capacity */
 		if (b->uplink_bps == 0 || !(load <= sla->max_util * (double)b->uplink_bps))
 			m = POL_MISS_ALL_OVER_CAPACITY;
@@ -213,10 +222,12 @@ static inline int pol_rank_is_holder(const struct pol_query *q, size_t i)
 }
 
 /* One alive box in reach, of class cls: judged, tallied and offered. `lane` is its lane
- * score (0 unless the table has lanes, the box is ANY class and holds nothing). */
+ * score (0 unless the table has lanes, the box is ANY class and holds nothing), rdv_box
+ * its pol_rank_rdv_box and load what pol_rank_eligible said (when ok). */
 static inline void pol_rank_visit(const struct pol_box *b, size_t i, enum pol_class cls,
-                                  int is_holder, uint64_t lane, const struct pol_query *q,
-                                  int ok, enum pol_miss why, struct pol_rank *best,
+                                  int is_holder, uint64_t lane, uint64_t rdv_box,
+                                  double load, const struct pol_query *q, int ok,
+                                  enum pol_miss why, struct pol_rank *best,
                                   struct pol_rank *alt, struct pol_tally *t)
 {
 	struct pol_rank r;
@@ -229,8 +240,8 @@ static inline void pol_rank_visit(const struct pol_box *b, size_t i, enum pol_cl
 	}
 	r.head = (uint32_t)cls << 1 | (is_holder ? 0u : 1u);
 	r.lane = lane;
-	r.bucket = pol_rank_bucket(b, q->sla);
-	r.rdv = pol_rank_rdv(q->obj_hash, b->id_hash);
+	r.bucket = pol_rank_bucket(b, load);
+	r.rdv = pol_rank_mix(q->obj_hash ^ rdv_box);
 	r.idx = (int32_t)i;
 	pol_rank_offer(best, alt, &r);
 }

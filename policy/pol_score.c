@@ -102,7 +102,8 @@ int pol_score_choose_q(const struct pol_box *boxes, size_t n, const struct pol_q
 		const struct pol_box *b = &boxes[i];
 		enum pol_miss why;
 		enum pol_class cls;
-		int ok = pol_rank_eligible(b, sla, q->now_ms, &why), holds;
+		double load = 0;
+		int ok = pol_rank_eligible(b, sla, q->now_ms, &why, &load), holds;
 		uint64_t lane = 0;
 
 		if (!ok && why == POL_MISS_NO_BOX)
@@ -114,7 +115,8 @@ int pol_score_choose_q(const struct pol_box *boxes, size_t n, const struct pol_q
 		holds = q->n_holders > 0 && pol_rank_is_holder(q, i);
 		if (ok && has_lanes && cls == POL_CLASS_ANY && !holds)
 			lane = pol_rank_lane_score(q->obj_hash, pol_rank_lane_of(b->id_hash));
-		pol_rank_visit(b, i, cls, holds, lane, q, ok, why, &best, &alt, &t);
+		pol_rank_visit(b, i, cls, holds, lane, pol_rank_rdv_box(b->id_hash), load, q, ok,
+		               why, &best, &alt, &t);
 	}
 	return pol_rank_finish(&best, &alt, alive > 0, &t, out);
 }

@@ -23,7 +23,9 @@ int pol_sla_eligible(const struct pol_box *b, const struct pol_sla *sla, int64_t
 {
 	enum pol_miss m;
 
-	if (pol_rank_eligible(b, sla, now_ms, &m))
+	double load;
+
+	if (pol_rank_eligible(b, sla, now_ms, &m, &load))
 		return 1;
 	if (why)
 		*why = m;

@@ -307,7 +307,7 @@ static int serve_token(struct rdr *d, const struct rdr_box *row, uint64_t box_ha
 {
 	struct ec_token_claims c;
 	struct rdr_tok_slot *slot = NULL;
-	int64_t exp_s = ec_wall_ms() / 1000 + d->conf.token_ttl_ms / 1000;
+	int64_t exp_s = ec_wall_s_coarse() + d->conf.token_ttl_ms / 1000;
 	uint64_t net_key = 0;
 	int tlen;
 
@@ -452,14 +452,15 @@ static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
 	return len;
 }
 
-static void serve_redirect(struct ec_http_req *req, const char *location, const char *dbg_name,
-                           const char *dbg_value, const char *link, size_t link_len)
+static void serve_redirect(struct ec_http_req *req, const char *location, size_t loc_len,
+                           const char *dbg_name, const char *dbg_value, const char *link,
+                           size_t link_len)
 {
 	static const char body[] = "302 Found\n";
 	struct ec_http_header h[7];
 	size_t n = 6;
 
-	h[0] = (struct ec_http_header){ "Location", 8, location, 0 };
+	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len };
 	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8 };
 	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1 };
 	h[3] = (struct ec_http_header){ "Content-Type", 12, "text/plain; charset=utf-8", 25 };
@@ -573,8 +574,8 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		ec_metric_inc(d->m.requests[proto][0]);
 		ec_metric_inc(d->m.svc_requests[svc][0]);
 		rdr_acct_box(&d->acct, sv->name, region);
-		serve_redirect(req, d->loc_buf, "Echos-Box", t->rows[choice.box].id, d->link_buf,
-		               link_len);
+		serve_redirect(req, d->loc_buf, loc_len, "Echos-Box", t->rows[choice.box].id,
+		               d->link_buf, link_len);
 		return;
 	}
 	if (serve_origin_url(sv, req, d->loc_buf, sizeof d->loc_buf, &loc_len) != 0) {
@@ -589,7 +590,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	ec_metric_inc(d->m.svc_requests[svc][1]);
 	ec_metric_inc(d->m.svc_fallbacks[svc][miss]);
 	rdr_acct_origin(&d->acct, miss, sv->name, region);
-	serve_redirect(req, d->loc_buf, "Echos-Miss", pol_miss_name(miss), NULL, 0);
+	serve_redirect(req, d->loc_buf, loc_len, "Echos-Miss", pol_miss_name(miss), NULL, 0);
 }
 
 /* ---- admin -------------------------------------------------------------------------- */

@@ -75,12 +75,36 @@ static void test_random_buffers_match_the_byte_loop(void **state)
 	}
 }
 
+/* The tchar bitmap against RFC 9110's list, byte by byte, and the token scan's stop. */
+static void test_tchar_is_rfc9110(void **state)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+	unsigned char name[] = "X-Forwarded-For";
+	int ch;
+
+	(void)state;
+	for (ch = 0; ch < 256; ch++) {
+		int want = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		           (ch >= '0' && ch <= '9') || (ch != 0 && strchr(extra, ch) != NULL);
+
+		assert_int_equal(ec_scan_is_tchar((unsigned char)ch), want);
+	}
+	assert_int_equal(ec_scan_token(name, sizeof name - 1), sizeof name - 1);
+	name[5] = ' ';
+	assert_int_equal(ec_scan_token(name, sizeof name - 1), 5);
+	name[5] = ':';
+	assert_int_equal(ec_scan_token(name, sizeof name - 1), 5);
+	name[0] = 0x80;
+	assert_int_equal(ec_scan_token(name, sizeof name - 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_position_start_and_end),
 		cmocka_unit_test(test_neighbours_are_not_control),
 		cmocka_unit_test(test_random_buffers_match_the_byte_loop),
+		cmocka_unit_test(test_tchar_is_rfc9110),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
