@@ -42,7 +42,14 @@ struct ec_http_header {
 	size_t name_len;  /* 0: strlen(name) */
 	const char *value;
 	size_t value_len; /* 0: strlen(value) */
+	unsigned flags;   /* EC_HTTP_HDR_*; 0 in request headers */
 };
+
+/* A response header whose name is a string literal the caller vouches for: a token
+ * (RFC 9110) and none of the names the server writes itself (Date, Content-Length,
+ * Transfer-Encoding, Connection, Keep-Alive, TE, Upgrade, Proxy-Connection). The server
+ * then checks only the value. Sanitizer builds (make check) verify the claim. */
+#define EC_HTTP_HDR_NAME_OK 1u
 
 /* A request as the handler sees it. All pointers are owned by the server and valid until
  * the request is closed (see ec_http_req_on_close). Read-only for the handler except user. */

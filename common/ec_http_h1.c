@@ -220,6 +220,7 @@ static int h1_on_field(http_parser *p, const char *at, size_t len)
 	hd->name_len = len;
 	hd->value = (const char *)(uintptr_t)vo;
 	hd->value_len = 0;
+	hd->flags = 0;
 	return 0;
 }
 

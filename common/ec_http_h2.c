@@ -651,7 +651,7 @@ static void h2_refuse(struct ec_http_conn *c, struct ec_http_rq *rq, int status,
                       enum ec_http_rej why, const char *msg)
 {
 	static const struct ec_http_header ct = { "content-type", 12,
-	                                          "text/plain; charset=utf-8", 25 };
+	                                          "text/plain; charset=utf-8", 25, 0 };
 	size_t len = strlen(msg);
 
 	ec_http_reject(c->srv, why);

@@ -395,12 +395,12 @@ static size_t fill_viewer_headers(struct edge_fill *f, struct ec_http_header *h,
 {
 	size_t n = edge_serve_common_headers(f->fills->srv, h, max);
 	h[n++] = (struct ec_http_header){ "Content-Type", 0,
-	                                  f->ctype[0] ? f->ctype : "application/octet-stream", 0 };
-	h[n++] = (struct ec_http_header){ "Accept-Ranges", 0, "bytes", 0 };
+	                                  f->ctype[0] ? f->ctype : "application/octet-stream", 0, 0 };
+	h[n++] = (struct ec_http_header){ "Accept-Ranges", 0, "bytes", 0, 0 };
 	if (f->etag[0])
-		h[n++] = (struct ec_http_header){ "ETag", 0, f->etag, 0 };
+		h[n++] = (struct ec_http_header){ "ETag", 0, f->etag, 0, 0 };
 	if (f->lastmod[0])
-		h[n++] = (struct ec_http_header){ "Last-Modified", 0, f->lastmod, 0 };
+		h[n++] = (struct ec_http_header){ "Last-Modified", 0, f->lastmod, 0, 0 };
 	return n;
 }
 

@@ -176,11 +176,11 @@ size_t edge_serve_common_headers(const struct edge_server *srv, struct ec_http_h
 {
 	size_t n = 0;
 	EC_ASSERT(max >= 3);
-	h[n++] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0 };
+	h[n++] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0, 0 };
 	h[n++] = (struct ec_http_header){ "Access-Control-Expose-Headers", 0,
-	                                  "Content-Length, Content-Range, ETag, Accept-Ranges", 0 };
+	                                  "Content-Length, Content-Range, ETag, Accept-Ranges", 0, 0 };
 	if (srv->conf.cache_control[0])
-		h[n++] = (struct ec_http_header){ "Cache-Control", 0, srv->conf.cache_control, 0 };
+		h[n++] = (struct ec_http_header){ "Cache-Control", 0, srv->conf.cache_control, 0, 0 };
 	return n;
 }
 
@@ -195,11 +195,11 @@ void edge_serve_text(struct edge_reqctx *ctx, int status, enum edge_result resul
 	if (!req)
 		return;
 	n = edge_serve_common_headers(ctx->srv, h, EC_ARRAY_LEN(h));
-	h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0 };
+	h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0, 0 };
 	if (status == 405)
-		h[n++] = (struct ec_http_header){ "Allow", 0, "GET, HEAD, OPTIONS", 0 };
+		h[n++] = (struct ec_http_header){ "Allow", 0, "GET, HEAD, OPTIONS", 0, 0 };
 	if (status == 503)
-		h[n++] = (struct ec_http_header){ "Retry-After", 0, "1", 0 };
+		h[n++] = (struct ec_http_header){ "Retry-After", 0, "1", 0, 0 };
 	len = (size_t)snprintf(body, sizeof body, "%s\n", msg);
 	if (len >= sizeof body)
 		len = sizeof body - 1;
@@ -338,9 +338,9 @@ static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_
 	}
 	n = edge_serve_common_headers(ctx->srv, h, EC_ARRAY_LEN(h));
 	if (o->etag[0])
-		h[n++] = (struct ec_http_header){ "ETag", 0, o->etag, 0 };
+		h[n++] = (struct ec_http_header){ "ETag", 0, o->etag, 0, 0 };
 	if (o->lastmod[0])
-		h[n++] = (struct ec_http_header){ "Last-Modified", 0, o->lastmod, 0 };
+		h[n++] = (struct ec_http_header){ "Last-Modified", 0, o->lastmod, 0, 0 };
 	if (out.status == 304) {
 		if (o->fd >= 0)
 			close(o->fd);
@@ -349,27 +349,27 @@ static void serve_object(struct edge_reqctx *ctx, struct edge_obj *o, enum edge_
 		ec_http_respond(req, 304, h, n, NULL, 0);
 		return;
 	}
-	h[n++] = (struct ec_http_header){ "Accept-Ranges", 0, "bytes", 0 };
+	h[n++] = (struct ec_http_header){ "Accept-Ranges", 0, "bytes", 0, 0 };
 	if (out.status == 416) {
 		static const char msg[] = "range not satisfiable\n";
 		if (o->fd >= 0)
 			close(o->fd);
 		snprintf(crange, sizeof crange, "bytes */%" PRIu64, o->content_length);
-		h[n++] = (struct ec_http_header){ "Content-Range", 0, crange, 0 };
-		h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0 };
+		h[n++] = (struct ec_http_header){ "Content-Range", 0, crange, 0, 0 };
+		h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0, 0 };
 		ctx->body_len = req->is_head ? 0 : sizeof msg - 1;
 		edge_serve_count(ctx, 416, result);
 		ec_http_respond(req, 416, h, n, msg, sizeof msg - 1);
 		return;
 	}
 	h[n++] = (struct ec_http_header){ "Content-Type", 0,
-	                                  o->ctype[0] ? o->ctype : "application/octet-stream", 0 };
+	                                  o->ctype[0] ? o->ctype : "application/octet-stream", 0, 0 };
 	len = o->content_length;
 	if (out.status == 206) {
 		len = out.last - out.first + 1;
 		snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
 		         out.first, out.last, o->content_length);
-		h[n++] = (struct ec_http_header){ "Content-Range", 0, crange, 0 };
+		h[n++] = (struct ec_http_header){ "Content-Range", 0, crange, 0, 0 };
 	}
 	ctx->body_len = req->is_head ? 0 : len;
 	edge_serve_count(ctx, out.status, result);
@@ -501,12 +501,12 @@ static void serve_preflight(struct edge_reqctx *ctx)
 	size_t n = edge_serve_common_headers(ctx->srv, h, EC_ARRAY_LEN(h));
 
 	h[n++] = (struct ec_http_header){ "Access-Control-Allow-Methods", 0,
-	                                  "GET, HEAD, OPTIONS", 0 };
+	                                  "GET, HEAD, OPTIONS", 0, 0 };
 	h[n++] = (struct ec_http_header){ "Access-Control-Allow-Headers", 0,
 	        "Range, If-Range, If-None-Match, If-Modified-Since, If-Match, "
-	        "If-Unmodified-Since", 0 };
-	h[n++] = (struct ec_http_header){ "Access-Control-Max-Age", 0, "86400", 0 };
-	h[n++] = (struct ec_http_header){ "Allow", 0, "GET, HEAD, OPTIONS", 0 };
+	        "If-Unmodified-Since", 0, 0 };
+	h[n++] = (struct ec_http_header){ "Access-Control-Max-Age", 0, "86400", 0, 0 };
+	h[n++] = (struct ec_http_header){ "Allow", 0, "GET, HEAD, OPTIONS", 0, 0 };
 	ctx->body_len = 0;
 	edge_serve_count(ctx, 204, EDGE_RESULT_ERROR);
 	ec_http_respond(ctx->req, 204, h, n, NULL, 0);
@@ -600,7 +600,7 @@ void edge_serve_handle(struct ec_http_req *req, void *arg)
 void edge_serve_admin(struct ec_http_req *req, void *arg)
 {
 	struct edge_server *srv = arg;
-	struct ec_http_header h[1] = { { "Content-Type", 0, EC_METRICS_CONTENT_TYPE, 0 } };
+	struct ec_http_header h[1] = { { "Content-Type", 0, EC_METRICS_CONTENT_TYPE, 0, 0 } };
 	char *text;
 	size_t len = 0;
 

@@ -262,11 +262,11 @@ static void serve_refuse(struct rdr *d, struct ec_http_req *req, int status,
 	if (serve_bad_log_ok(d))
 		ec_log_info("req %llu: %d %s", (unsigned long long)req->id, status, msg);
 	len = snprintf(body, sizeof body, "%d %s: %s\n", status, ec_http_reason(status), msg);
-	h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0 };
-	h[n++] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0 };
-	h[n++] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0 };
+	h[n++] = (struct ec_http_header){ "Content-Type", 0, "text/plain; charset=utf-8", 0, 0 };
+	h[n++] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0, 0 };
+	h[n++] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0, 0 };
 	if (status == 405)
-		h[n++] = (struct ec_http_header){ "Allow", 0, "GET, HEAD, OPTIONS", 0 };
+		h[n++] = (struct ec_http_header){ "Allow", 0, "GET, HEAD, OPTIONS", 0, 0 };
 	ec_http_respond(req, status, h, n, body, (size_t)len);
 }
 
@@ -289,11 +289,11 @@ static void serve_preflight(struct ec_http_req *req)
 		if (i == vlen)
 			allow = want;
 	}
-	h[0] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0 };
-	h[1] = (struct ec_http_header){ "Access-Control-Allow-Methods", 0, "GET, HEAD, OPTIONS", 0 };
-	h[2] = (struct ec_http_header){ "Access-Control-Allow-Headers", 0, allow, 0 };
-	h[3] = (struct ec_http_header){ "Access-Control-Max-Age", 0, "86400", 0 };
-	h[4] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0 };
+	h[0] = (struct ec_http_header){ "Access-Control-Allow-Origin", 0, "*", 0, 0 };
+	h[1] = (struct ec_http_header){ "Access-Control-Allow-Methods", 0, "GET, HEAD, OPTIONS", 0, 0 };
+	h[2] = (struct ec_http_header){ "Access-Control-Allow-Headers", 0, allow, 0, 0 };
+	h[3] = (struct ec_http_header){ "Access-Control-Max-Age", 0, "86400", 0, 0 };
+	h[4] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0, 0 };
 	ec_http_respond(req, 204, h, EC_ARRAY_LEN(h), NULL, 0);
 }
 
@@ -460,15 +460,19 @@ static void serve_redirect(struct ec_http_req *req, const char *location, size_t
 	struct ec_http_header h[7];
 	size_t n = 6;
 
-	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len };
-	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8 };
-	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1 };
-	h[3] = (struct ec_http_header){ "Content-Type", 12, "text/plain; charset=utf-8", 25 };
-	h[4] = (struct ec_http_header){ dbg_name, 0, dbg_value, 0 };
+	/* every name is a literal token: EC_HTTP_HDR_NAME_OK spares the per-request check */
+	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len, EC_HTTP_HDR_NAME_OK };
+	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8, EC_HTTP_HDR_NAME_OK };
+	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1,
+	                                EC_HTTP_HDR_NAME_OK };
+	h[3] = (struct ec_http_header){ "Content-Type", 12, "text/plain; charset=utf-8", 25,
+	                                EC_HTTP_HDR_NAME_OK };
+	h[4] = (struct ec_http_header){ dbg_name, strlen(dbg_name), dbg_value, 0,
+	                                EC_HTTP_HDR_NAME_OK };
 	h[5] = (struct ec_http_header){ "Access-Control-Expose-Headers", 29,
-	                                "Echos-Box, Echos-Miss, Link", 27 };
+	                                "Echos-Box, Echos-Miss, Link", 27, EC_HTTP_HDR_NAME_OK };
 	if (link_len > 0)
-		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len };
+		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len, EC_HTTP_HDR_NAME_OK };
 	ec_http_respond(req, 302, h, n, body, sizeof body - 1);
 }
 
@@ -621,8 +625,8 @@ void rdr_serve_on_admin(struct ec_http_req *req, void *arg)
 		ec_http_respond(req, 503, NULL, 0, "503 out of memory\n", 18);
 		return;
 	}
-	h[0] = (struct ec_http_header){ "Content-Type", 0, EC_METRICS_CONTENT_TYPE, 0 };
-	h[1] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0 };
+	h[0] = (struct ec_http_header){ "Content-Type", 0, EC_METRICS_CONTENT_TYPE, 0, 0 };
+	h[1] = (struct ec_http_header){ "Cache-Control", 0, "no-store", 0, 0 };
 	ec_http_respond(req, 200, h, 2, text, len);
 	free(text);
 }

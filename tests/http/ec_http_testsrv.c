@@ -50,7 +50,7 @@ struct job {
 };
 
 static const struct ec_http_header text_hdr[] = {
-	{ "Content-Type", 0, "text/plain; charset=utf-8", 0 },
+	{ "Content-Type", 0, "text/plain; charset=utf-8", 0, 0 },
 };
 
 static long query_num(const char *q, const char *key, long dflt)
@@ -310,9 +310,9 @@ static void on_request(struct ec_http_req *req, void *arg)
 		ec_http_respond(req, 200, text_hdr, 1, body, sizeof body - 1);
 	} else if (strcmp(p, "/redirect") == 0) {
 		static const struct ec_http_header h[] = {
-			{ "Location", 0, "https://box1.example.net/t/AAAA/v/abc/seg42.ts", 0 },
-			{ "Cache-Control", 0, "no-store", 0 },
-			{ "Access-Control-Allow-Origin", 0, "*", 0 },
+			{ "Location", 0, "https://box1.example.net/t/AAAA/v/abc/seg42.ts", 0, 0 },
+			{ "Cache-Control", 0, "no-store", 0, 0 },
+			{ "Access-Control-Allow-Origin", 0, "*", 0, 0 },
 		};
 		ec_http_req_on_close(req, on_req_close, t);
 		ec_http_respond(req, 302, h, EC_ARRAY_LEN(h), NULL, 0);
@@ -406,7 +406,7 @@ static void on_request(struct ec_http_req *req, void *arg)
 		size_t len = 0;
 		char *body = ec_metrics_render(t->metrics, &len);
 		static const struct ec_http_header h[] = {
-			{ "Content-Type", 0, EC_METRICS_CONTENT_TYPE, 0 },
+			{ "Content-Type", 0, EC_METRICS_CONTENT_TYPE, 0, 0 },
 		};
 		ec_http_req_on_close(req, on_req_close, t);
 		if (!body) {
