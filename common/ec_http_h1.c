@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "ec_err.h"
+#include "ec_h1fast.h"
 #include "ec_http_int.h"
 #include "ec_scan.h"
 
@@ -282,14 +283,35 @@ static int h1_on_message_complete(http_parser *p)
 	return 0;
 }
 
-/* Parses the header block [0, blocklen) of the input; dispatches the request or refuses
- * it. */
+/* A block ec_h1fast took: the same callbacks with the same spans http-parser would have
+ * made (test_ec_h1fast checks that), then the parser fields h1_parse reads. Returns the
+ * bytes consumed, as http_parser_execute does. */
+static size_t h1_parse_fast(struct ec_http_h1 *h, const struct ec_h1fast *f, size_t blocklen)
+{
+	http_parser *p = &h->parser;
+	size_t i;
+
+	if (h1_on_url(p, f->target.p, f->target.len) != 0)
+		return 0;
+	for (i = 0; i < f->n_fields; i++)
+		if (h1_on_field(p, f->name[i].p, f->name[i].len) != 0 ||
+		    h1_on_value(p, f->value[i].p, f->value[i].len) != 0)
+			return 0;
+	p->method = f->is_head ? HTTP_HEAD : HTTP_GET;
+	p->http_major = 1;
+	p->http_minor = (unsigned short)f->minor;
+	return blocklen;
+}
+
+/* Parses the header block [0, blocklen) of the input (the common plain GET or HEAD with
+ * ec_h1fast, anything else with http-parser); dispatches the request or refuses it. */
 static void h1_parse(struct ec_http_conn *c, size_t blocklen)
 {
 	struct ec_http_h1 *h = &c->u.h1;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)blocklen);
 	struct ec_http_rq *rq;
+	struct ec_h1fast fast;
 	enum http_errno he;
 	size_t n;
 	int has_body;
@@ -307,7 +329,10 @@ static void h1_parse(struct ec_http_conn *c, size_t blocklen)
 	ec_http_rq_reserve(rq, blocklen + 256);
 	http_parser_init(&h->parser, HTTP_REQUEST);
 	h->parser.data = c;
-	n = http_parser_execute(&h->parser, &h1_settings, data, blocklen);
+	if (ec_h1fast_parse(data, blocklen, &fast))
+		n = h1_parse_fast(h, &fast, blocklen);
+	else
+		n = http_parser_execute(&h->parser, &h1_settings, data, blocklen);
 	if (h->bad) {
 		h1_refuse(c, h->bad, (enum ec_http_rej)h->bad_rej, h->bad_msg);
 		return;
