@@ -1216,20 +1216,34 @@ static void on_rawread(evutil_socket_t fd, short what, void *arg)
 	n = recv(fd, buf, room, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n > 0) {
-		/* the bufferevent keeps its input's end frozen except while it reads */
-		evbuffer_unfreeze(in, 0);
-		r = evbuffer_add(in, buf, (size_t)n);
-		evbuffer_freeze(in, 0);
-	}
 	conn_hold(c);
-	if (r != 0)
-		ec_http_conn_close(c);
-	else if (n > 0)
-		conn_input(c);
-	else
+	if (n > 0 && c->proto == EC_HTTP_CONN_H1 && !c->is_linger && !c->is_closing &&
+	    !c->is_shutdown && evbuffer_get_length(in) == 0) {
+		/* most reads bring one whole request: parsed where it lies */
+		if (ec_http_h1_on_bytes(c, buf, (size_t)n) != 0)
+			ec_http_conn_close(c);
+	} else if (n > 0) {
+		r = ec_http_conn_in_add(c, buf, (size_t)n);
+		if (r != 0)
+			ec_http_conn_close(c);
+		else
+			conn_input(c);
+	} else {
 		conn_on_end(c, n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+	}
 	conn_release(c);
+}
+
+int ec_http_conn_in_add(struct ec_http_conn *c, const void *p, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int r;
+
+	/* the bufferevent keeps its input's end frozen except while it reads */
+	evbuffer_unfreeze(in, 0);
+	r = evbuffer_add(in, p, n);
+	evbuffer_freeze(in, 0);
+	return r == 0 ? 0 : EC_ENOMEM;
 }
 
 static void on_write(struct bufferevent *bev, void *arg)

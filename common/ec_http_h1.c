@@ -64,25 +64,18 @@ static void h1_scan_reset(struct ec_http_h1 *h)
 	h->seen_reqline = 0;
 }
 
-/* Looks for the end of the header block at the front of `in`, scanning each byte once.
- * Returns 0 to wait for more, 1 with *blocklen set, or a status to refuse with (*why,
- * *msg set). */
-static int h1_scan(struct ec_http_conn *c, struct evbuffer *in, size_t *blocklen,
-                   enum ec_http_rej *why, const char **msg)
+/* Looks for the end of the header block at the front of the input p[0, avail), scanning
+ * each byte once (where the last call stopped, h->scan_off, onwards). Returns 0 to wait
+ * for more, 1 with *blocklen set, or a status to refuse with (*why, *msg set). */
+static int h1_scan(struct ec_http_conn *c, const unsigned char *p, size_t avail,
+                   size_t *blocklen, enum ec_http_rej *why, const char **msg)
 {
 	struct ec_http_h1 *h = &c->u.h1;
 	struct ec_http_server *s = c->srv;
-	size_t avail = evbuffer_get_length(in), cap = s->h1_raw_cap, i;
-	const unsigned char *p;
+	size_t cap = s->h1_raw_cap, i;
 
 	if (avail > cap + 1)
 		avail = cap + 1;
-	p = evbuffer_pullup(in, (ev_ssize_t)avail);
-	if (!p) {
-		*why = EC_HTTP_REJ_BAD_REQUEST;
-		*msg = "out of memory";
-		return 503;
-	}
 	*why = EC_HTTP_REJ_SMUGGLING;
 	i = h->scan_off;
 	while (i < avail) {
@@ -303,13 +296,17 @@ static size_t h1_parse_fast(struct ec_http_h1 *h, const struct ec_h1fast *f, siz
 	return blocklen;
 }
 
-/* Parses the header block [0, blocklen) of the input (the common plain GET or HEAD with
- * ec_h1fast, anything else with http-parser); dispatches the request or refuses it. */
-static void h1_parse(struct ec_http_conn *c, size_t blocklen)
+/* Parses the header block data[0, blocklen) (the common plain GET or HEAD with ec_h1fast,
+ * anything else with http-parser); dispatches the request or refuses it. The block is the
+ * front of the input buffer, drained once parsed; or, when `rest` is not NULL, it came
+ * straight from a read that found the input empty, and the rest of that read (rest_len
+ * bytes: a pipelined request, or part of one) goes into the input buffer instead. The
+ * request copies what it keeps, so data need not outlive the call. */
+static void h1_parse(struct ec_http_conn *c, const char *data, size_t blocklen,
+                     const char *rest, size_t rest_len)
 {
 	struct ec_http_h1 *h = &c->u.h1;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)blocklen);
 	struct ec_http_rq *rq;
 	struct ec_h1fast fast;
 	enum http_errno he;
@@ -386,7 +383,12 @@ static void h1_parse(struct ec_http_conn *c, size_t blocklen)
 		h1_refuse(c, 400, EC_HTTP_REJ_BAD_REQUEST, "request target must be a path");
 		return;
 	}
-	evbuffer_drain(in, blocklen);
+	if (!rest) {
+		evbuffer_drain(in, blocklen);
+	} else if (rest_len && ec_http_conn_in_add(c, rest, rest_len) != 0) {
+		h1_refuse(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+		return;
+	}
 	h1_scan_reset(h);
 	ec_http_conn_timer(c, EC_HTTP_TM_NONE);
 	ec_http_rq_dispatch(rq);
@@ -411,7 +413,17 @@ static void h1_process(struct ec_http_conn *c)
 				ec_http_conn_close(c);
 			break;
 		}
-		r = h1_scan(c, in, &blocklen, &why, &msg);
+		size_t avail = evbuffer_get_length(in);
+		const unsigned char *p;
+
+		if (avail > c->srv->h1_raw_cap + 1)
+			avail = c->srv->h1_raw_cap + 1;
+		p = evbuffer_pullup(in, (ev_ssize_t)avail);
+		if (!p) {
+			h1_refuse(c, 503, EC_HTTP_REJ_BAD_REQUEST, "out of memory");
+			break;
+		}
+		r = h1_scan(c, p, avail, &blocklen, &why, &msg);
 		if (r == 0) {
 			/* a partial request: the header timeout runs from its first bytes (a
 			 * request that arrives whole never needs it) */
@@ -423,8 +435,41 @@ static void h1_process(struct ec_http_conn *c)
 			h1_refuse(c, r, why, msg);
 			break;
 		}
-		h1_parse(c, blocklen);
+		h1_parse(c, (const char *)p, blocklen, NULL, 0);
 	}
+}
+
+/* n bytes read from the socket while the input buffer was empty: a request that arrived
+ * whole in them is parsed where it lies, without a trip through the input buffer. What
+ * cannot be (a request in flight, a partial request, a refused connection) is queued
+ * and handled as any input. Returns 0, or EC_ENOMEM when the bytes could not be queued. */
+int ec_http_h1_on_bytes(struct ec_http_conn *c, const char *buf, size_t n)
+{
+	struct ec_http_h1 *h = &c->u.h1;
+	size_t blocklen = 0;
+	enum ec_http_rej why;
+	const char *msg = NULL;
+	int r;
+
+	if (h->cur || h->is_broken || c->peer_eof || h->scan_off != 0) {
+		if (ec_http_conn_in_add(c, buf, n) != 0)
+			return EC_ENOMEM;
+		h1_process(c);
+		return 0;
+	}
+	r = h1_scan(c, (const unsigned char *)buf, n, &blocklen, &why, &msg);
+	if (r == 1) {
+		h1_parse(c, buf, blocklen, buf + blocklen, n - blocklen);
+	} else if (r == 0) {
+		/* the scan's position counts from the same first byte in the input buffer */
+		if (ec_http_conn_in_add(c, buf, n) != 0)
+			return EC_ENOMEM;
+		if (c->tmode != EC_HTTP_TM_HEADER)
+			ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
+	} else {
+		h1_refuse(c, r, why, msg);
+	}
+	return 0;
 }
 
 void ec_http_h1_on_read(struct ec_http_conn *c)

@@ -344,6 +344,9 @@ void ec_http_conn_read_high(struct ec_http_conn *c, size_t high);
 
 /* ec_http_h1.c */
 void ec_http_h1_on_read(struct ec_http_conn *c);
+int ec_http_h1_on_bytes(struct ec_http_conn *c, const char *buf, size_t n);
+/* Appends n bytes to c's input buffer (as a read would). Returns 0 or EC_ENOMEM. */
+int ec_http_conn_in_add(struct ec_http_conn *c, const void *p, size_t n);
 void ec_http_h1_on_write(struct ec_http_conn *c);
 int ec_http_h1_drain_due(const struct ec_http_conn *c);
 void ec_http_h1_on_eof(struct ec_http_conn *c);

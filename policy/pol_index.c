@@ -283,8 +283,9 @@ struct walk {
 };
 
 /* Box i, whose class is cls (already known to be within reach): judge and offer it. */
-static inline void walk_visit(struct walk *w, size_t i, enum pol_class cls, int holds,
-                              int lanes)
+static inline __attribute__((always_inline)) void walk_visit(struct walk *w, size_t i,
+                                                           enum pol_class cls, int holds,
+                                                           int lanes)
 {
 	const struct pol_box *b = &w->x->boxes[i];
 	enum pol_miss why;

@@ -320,6 +320,33 @@ def test_h1_pipelined_requests_are_answered_in_order(srv):
     assert recv_until_close(s, 3)[1], "server must close after Connection: close"
 
 
+def test_h1_reads_on_a_kept_alive_connection(srv):
+    # after the first request a read that finds the input empty is parsed where it lies:
+    # a whole request, a whole one plus a pipelined one and a half, a request split over
+    # reads, and a bad request must all behave as through the input buffer
+    s = connect(srv.ports[0])
+    rd = H1Reader(s)
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert rd.response()[2] == b"hello\n"
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /redirect HTTP/1.1\r\nHost: x\r\n\r\nGET /hel")
+    assert rd.response()[2] == b"hello\n"
+    assert rd.response()[0] == 302
+    time.sleep(0.1)
+    s.sendall(b"lo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert rd.response()[2] == b"hello\n"
+    for part in (b"GET /hello HTT", b"P/1.1\r\nHo", b"st: x\r\n", b"\r\n"):
+        s.sendall(part)
+        time.sleep(0.05)
+    assert rd.response()[2] == b"hello\n"
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              b"Content-Length: 3\r\n\r\nabc")
+    st, _, _ = rd.response()
+    assert st == 400
+    assert recv_until_close(s, 3)[1]
+    srv.assert_healthy()
+
+
 def test_h1_http10_closes_unless_keep_alive(srv):
     s = connect(srv.ports[0])
     s.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
