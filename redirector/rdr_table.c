@@ -790,23 +790,39 @@ static void on_exists_reply(struct ec_redis *r, struct redisReply *reply, void *
 	sync_reply_done(s);
 }
 
+/* Where a member goes in the new table: rows are grouped by the PoP the current table
+ * knows for the box, so a PoP's boxes - what one decision walks - lie side by side in
+ * memory; boxes not yet known go last, in member order, and find their place next sync. */
+struct sync_order {
+	uint64_t pop;   /* UINT64_MAX: not in the current table, or an invalid member */
+	size_t m;       /* member index in the ZRANGEBYSCORE reply */
+	long j;         /* row in the current table, or -1 */
+};
+
+static int sync_order_cmp(const void *a, const void *b)
+{
+	const struct sync_order *x = a, *y = b;
+
+	if (x->pop != y->pop)
+		return x->pop < y->pop ? -1 : 1;
+	return x->m < y->m ? -1 : x->m > y->m;
+}
+
 /* Member i's score in echos:{boxes} is the ts_ms of its last heartbeat (the box writes
  * both from one clock reading). When the current table holds the box with that ts_ms, the
  * hash has not changed since it was read: the row is carried over and only the hash's
  * existence is asked. Boxes beat every second and the table is read every 250 ms by
  * default, so most reads need no HGETALL. Returns 1 when carried over. */
-static int sync_carry(struct boxes_sync *s, size_t i, const struct redisReply *score)
+static int sync_carry(struct boxes_sync *s, size_t i, long j, const struct redisReply *score)
 {
 	const struct rdr_table *t = s->owner->cur;
 	uint64_t ts;
-	long j;
 
 	/* a score that is not a whole number of ms: read the hash */
-	if (!t || score->type != REDIS_REPLY_STRING ||
+	if (!t || j < 0 || score->type != REDIS_REPLY_STRING ||
 	    table_u64(score->str, score->len, INT64_MAX, &ts) != 0)
 		return 0;
-	j = rdr_table_find(t, s->rows[i].id);
-	if (j < 0 || t->rows[j].ts_ms != (int64_t)ts)
+	if (t->rows[j].ts_ms != (int64_t)ts)
 		return 0;
 	s->rows[i] = t->rows[j];
 	s->boxes[i] = t->boxes[j];
@@ -816,7 +832,8 @@ static int sync_carry(struct boxes_sync *s, size_t i, const struct redisReply *s
 static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
 {
 	struct boxes_sync *s = arg;
-	size_t i, n;
+	struct sync_order *order;
+	size_t i, k, n;
 
 	EC_ASSERT(s->magic == SYNC_MAGIC);
 	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0 ||
@@ -827,18 +844,37 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 	}
 	n = reply->elements / 2; /* member, score, member, score... */
 	s->slots = calloc(n ? n : 1, sizeof *s->slots);
-	if (!s->slots || rows_get(s->owner, n, &s->rows, &s->boxes, &s->cap) != 0) {
+	order = malloc((n ? n : 1) * sizeof *order);
+	if (!s->slots || !order || rows_get(s->owner, n, &s->rows, &s->boxes, &s->cap) != 0) {
+		free(order);
 		s->is_failed = 1;
 		sync_reply_done(s);
 		return;
 	}
 	s->n = n;
-	for (i = 0; i < n && !s->is_failed; i++) {
+	for (i = 0; i < n; i++) {
 		const struct redisReply *m = reply->element[2 * i];
+		char id[EC_TOKEN_BOX_MAX + 1];
+
+		order[i] = (struct sync_order){ UINT64_MAX, i, -1 };
+		if (m->type != REDIS_REPLY_STRING ||
+		    !is_valid_name(m->str, m->len, EC_TOKEN_BOX_MAX))
+			continue;
+		memcpy(id, m->str, m->len);
+		id[m->len] = '\0';
+		order[i].j = rdr_table_find(s->owner->cur, id);
+		if (order[i].j >= 0)
+			order[i].pop = s->owner->cur->boxes[order[i].j].pop_hash;
+	}
+	qsort(order, n, sizeof *order, sync_order_cmp);
+	for (k = 0; k < n && !s->is_failed; k++) {
+		const struct redisReply *m;
 		int rc;
 
-		s->slots[i].sync = s;
-		s->slots[i].i = i;
+		i = order[k].m;
+		m = reply->element[2 * i];
+		s->slots[k].sync = s;
+		s->slots[k].i = k;
 		if (m->type != REDIS_REPLY_STRING ||
 		    !is_valid_name(m->str, m->len, EC_TOKEN_BOX_MAX)) {
 			boxes_log_malformed(s->owner, "(invalid id)",
@@ -846,19 +882,20 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 			continue;
 		}
 		/* the row holds the member name until the reply is parsed over it */
-		memcpy(s->rows[i].id, m->str, m->len);
-		if (sync_carry(s, i, reply->element[2 * i + 1]))
-			rc = ec_redis_command(r, on_exists_reply, &s->slots[i],
-			                      "EXISTS echos:box:{%s}", s->rows[i].id);
+		memcpy(s->rows[k].id, m->str, m->len);
+		if (sync_carry(s, k, order[k].j, reply->element[2 * i + 1]))
+			rc = ec_redis_command(r, on_exists_reply, &s->slots[k],
+			                      "EXISTS echos:box:{%s}", s->rows[k].id);
 		else
-			rc = ec_redis_command(r, on_box_reply, &s->slots[i],
-			                      "HGETALL echos:box:{%s}", s->rows[i].id);
+			rc = ec_redis_command(r, on_box_reply, &s->slots[k],
+			                      "HGETALL echos:box:{%s}", s->rows[k].id);
 		if (rc != 0) {
 			s->is_failed = 1;
 			break;
 		}
 		s->pending++;
 	}
+	free(order);
 	sync_reply_done(s); /* the ZRANGEBYSCORE reply itself */
 }
 
