@@ -2001,11 +2001,16 @@ static int respond_mem(struct ec_http_rq *rq, int status, const struct ec_http_h
 		rq->is_ended = 1;
 		r = ec_http_h2_respond(rq, status, hdrs, n_hdrs, clen, len > 0);
 	} else {
-		r = ec_http_h1_respond(rq, status, hdrs, n_hdrs, clen, 0);
-		if (r == 0 && len)
-			r = ec_http_h1_write(rq, body, len);
-		if (r == 0)
-			r = ec_http_h1_end(rq);
+		r = ec_http_h1_respond_direct(rq, status, hdrs, n_hdrs, clen, body, len);
+		if (r == EC_EAGAIN) {
+			r = ec_http_h1_respond(rq, status, hdrs, n_hdrs, clen, 0);
+			if (r == 0 && len)
+				r = ec_http_h1_write(rq, body, len);
+			if (r == 0)
+				r = ec_http_h1_end(rq);
+		} else if (r != 0) {
+			ec_http_h1_abort(rq);
+		}
 	}
 	req_poke(rq, c);
 	return r;

@@ -4,9 +4,12 @@
  * ones wait in the input and are answered in order, none after a bad one.
  * Request bodies are refused (400 on GET/HEAD, 413 otherwise, then close): handlers only
  * see bodiless requests. Owns nothing beyond the connection's h1 state. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sys/socket.h>
 
 #include "ec_err.h"
 #include "ec_h1fast.h"
@@ -558,67 +561,82 @@ static char *put_str(char *d, const char *s, size_t n)
 
 #define PUT_LIT(d, lit) put_str((d), (lit), sizeof(lit) - 1)
 
-/* Writes the status line and headers. clen >= 0: Content-Length; -1: unknown (chunked
- * when the client speaks 1.1 and chunked_ok, else the close delimits); -2: none. */
-int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
-                       size_t n_hdrs, int64_t clen, int chunked_ok)
+/* A response head measured by h1_head_plan and written by h1_head_write. */
+struct h1_head {
+	size_t need;          /* bytes h1_head_write may write */
+	size_t rlen;
+	const char *reason;
+	int keep;
+	uint64_t skip;        /* headers 0..63 the plan dropped: checked once, not twice */
+	size_t lens[64][2];   /* and the lengths it found for the others */
+};
+
+/* First pass over a response head: which headers go out, how long it can be, whether
+ * the connection stays open. clen >= 0: Content-Length; -1: unknown (chunked when the
+ * client speaks 1.1 and chunked_ok, else the close delimits); -2: none. */
+static void h1_head_plan(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
+                         size_t n_hdrs, int64_t clen, int chunked_ok, struct h1_head *hp)
 {
 	struct ec_http_conn *c = rq->conn;
-	struct ec_http_h1 *h = &c->u.h1;
 	struct ec_http_server *s = c->srv;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	const char *reason = ec_http_reason(status);
-	size_t rlen = strlen(reason), need, i, nl, vl;
-	int keep = rq->keep_alive && !s->is_draining && !c->peer_eof && !h->close_after;
-	struct evbuffer_iovec vec;
-	char *d, num[24];
-	uint64_t skip = 0; /* headers 0..63 the first pass dropped: checked once, not twice */
-	size_t lens[64][2]; /* and the lengths it found for the others */
+	size_t i, nl, vl;
 
-	need = 9 + 4 + rlen + 2 + 6 + 29 + 2 + 2;
+	hp->reason = ec_http_reason(status);
+	hp->rlen = strlen(hp->reason);
+	hp->keep = rq->keep_alive && !s->is_draining && !c->peer_eof && !c->u.h1.close_after;
+	hp->skip = 0;
+	hp->need = 9 + 4 + hp->rlen + 2 + 6 + 29 + 2 + 2;
 	for (i = 0; i < n_hdrs; i++) {
 		int drop = ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0);
 
 		if (i < 64) {
-			lens[i][0] = nl;
-			lens[i][1] = vl;
+			hp->lens[i][0] = nl;
+			hp->lens[i][1] = vl;
 		}
 		if (drop) {
 			if (i < 64)
-				skip |= (uint64_t)1 << i;
+				hp->skip |= (uint64_t)1 << i;
 			if (nl == 10 && vl == 5 && strncasecmp(hdrs[i].name, "connection", 10) == 0 &&
 			    strncasecmp(hdrs[i].value, "close", 5) == 0)
-				keep = 0;
+				hp->keep = 0;
 			continue;
 		}
-		need += nl + vl + 4;
+		hp->need += nl + vl + 4;
 	}
 	rq->is_chunked = 0;
 	if (clen == -1) {
 		if (chunked_ok && !rq->is_http10)
 			rq->is_chunked = 1;
 		else
-			keep = 0;
+			hp->keep = 0;
 	}
-	need += 16 + 20 + 2 + 28 + 24;
-	if (evbuffer_reserve_space(out, (ev_ssize_t)need, &vec, 1) < 1)
-		return EC_ENOMEM;
-	d = vec.iov_base;
+	hp->need += 16 + 20 + 2 + 28 + 24;
+}
+
+/* Second pass: writes the head h1_head_plan measured into d (hp->need bytes of room).
+ * Returns the end of what it wrote. */
+static char *h1_head_write(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
+                           size_t n_hdrs, int64_t clen, const struct h1_head *hp, char *d)
+{
+	struct ec_http_server *s = rq->conn->srv;
+	char num[24];
+	size_t i, nl, vl;
+
 	d = PUT_LIT(d, "HTTP/1.1 ");
 	*d++ = (char)('0' + status / 100);
 	*d++ = (char)('0' + status / 10 % 10);
 	*d++ = (char)('0' + status % 10);
 	*d++ = ' ';
-	d = put_str(d, reason, rlen);
+	d = put_str(d, hp->reason, hp->rlen);
 	d = PUT_LIT(d, "\r\nDate: ");
 	d = put_str(d, ec_http_date(s), 29);
 	d = PUT_LIT(d, "\r\n");
 	for (i = 0; i < n_hdrs; i++) {
 		if (i < 64) {
-			if (skip >> i & 1)
+			if (hp->skip >> i & 1)
 				continue;
-			nl = lens[i][0];
-			vl = lens[i][1];
+			nl = hp->lens[i][0];
+			vl = hp->lens[i][1];
 		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 0)) {
 			continue;
 		}
@@ -637,19 +655,79 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	} else if (rq->is_chunked) {
 		d = PUT_LIT(d, "Transfer-Encoding: chunked\r\n");
 	}
-	if (!keep)
+	if (!hp->keep)
 		d = PUT_LIT(d, "Connection: close\r\n");
 	else if (rq->is_http10)
 		d = PUT_LIT(d, "Connection: keep-alive\r\n");
-	d = PUT_LIT(d, "\r\n");
+	return PUT_LIT(d, "\r\n");
+}
+
+/* Writes the status line and headers. clen as for h1_head_plan. */
+int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
+                       size_t n_hdrs, int64_t clen, int chunked_ok)
+{
+	struct ec_http_conn *c = rq->conn;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec vec;
+	struct h1_head hp;
+	char *d;
+
+	h1_head_plan(rq, status, hdrs, n_hdrs, clen, chunked_ok, &hp);
+	if (evbuffer_reserve_space(out, (ev_ssize_t)hp.need, &vec, 1) < 1)
+		return EC_ENOMEM;
+	d = h1_head_write(rq, status, hdrs, n_hdrs, clen, &hp, vec.iov_base);
 	vec.iov_len = (size_t)(d - (char *)vec.iov_base);
-	EC_ASSERT(vec.iov_len <= need);
+	EC_ASSERT(vec.iov_len <= hp.need);
 	if (evbuffer_commit_space(out, &vec, 1) != 0)
 		return EC_ENOMEM;
-	h->close_after = !keep;
+	c->u.h1.close_after = !hp.keep;
 	rq->state = EC_HTTP_RQ_BODY;
 	if (chunked_ok) /* streaming: the write callback wakes the producer at low water */
-		bufferevent_setwatermark(c->bev, EV_WRITE, s->o.out_low_water, 0);
+		bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->o.out_low_water, 0);
+	return 0;
+}
+
+/* A whole response from memory on a plain connection with nothing queued: head and body
+ * are put together on the stack and sent at once, without the output buffer. What the
+ * socket does not take (it rarely happens: the response is small) is queued as usual.
+ * Returns 0, EC_EAGAIN when the response does not fit this path (nothing done: use
+ * ec_http_h1_respond), or EC_ENOMEM. */
+int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
+                              size_t n_hdrs, int64_t clen, const void *body, size_t len)
+{
+	struct ec_http_conn *c = rq->conn;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char buf[EC_HTTP_DIRECT_MAX];
+	struct h1_head hp;
+	size_t head, total, sent = 0, body_sent;
+	ssize_t n;
+
+	if (!c->is_direct || c->is_linger || c->is_closing || c->notes_len || clen == -1 ||
+	    len > sizeof buf || evbuffer_get_length(out) != 0)
+		return EC_EAGAIN;
+	h1_head_plan(rq, status, hdrs, n_hdrs, clen, 0, &hp);
+	if (hp.need + len > sizeof buf)
+		return EC_EAGAIN;
+	head = (size_t)(h1_head_write(rq, status, hdrs, n_hdrs, clen, &hp, buf) - buf);
+	if (len)
+		memcpy(buf + head, body, len);
+	total = head + len;
+	c->u.h1.close_after = !hp.keep;
+	do
+		n = send(c->fd, buf, total, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		sent = (size_t)n;
+	/* n < 0: EAGAIN queues it all; another error shows again on the queued write */
+	c->out_sent += sent;
+
+	body_sent = sent > head ? sent - head : 0;
+	rq->body_sent += body_sent;
+	if (sent < total &&
+	    (evbuffer_add(out, buf + sent, total - sent) != 0 ||
+	     ec_http_out_note(c, rq, len - body_sent) != 0))
+		return EC_ENOMEM;
+	rq->state = EC_HTTP_RQ_SENT;
 	return 0;
 }
 

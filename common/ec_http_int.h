@@ -26,6 +26,7 @@
 #define EC_HTTP_LINGER_BYTES   (256u * 1024)
 #define EC_HTTP_H2_TICK_MS     1000    /* stalled-stream checks while streams are open */
 #define EC_HTTP_TIMER_SLACK_US 2000    /* a connection timeout this close to due is due */
+#define EC_HTTP_DIRECT_MAX     4096    /* h1 responses up to this size are sent from the stack */
 #define EC_HTTP_H2_GLITCH_BURST 200    /* invalid frames + resets a peer may cause ... */
 #define EC_HTTP_H2_GLITCH_RATE  20     /* ... refilled per second */
 #define EC_HTTP_LOG_PER_SEC    20      /* refusal log lines per second */
@@ -354,6 +355,10 @@ void ec_http_h1_settle(struct ec_http_conn *c);
 void ec_http_h1_on_timeout(struct ec_http_conn *c);
 int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
                        size_t n_hdrs, int64_t clen, int chunked_ok);
+/* A whole small response from memory sent at once on a plain connection with nothing
+ * queued (see ec_http_h1.c); EC_EAGAIN: not this path, use ec_http_h1_respond. */
+int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
+                              size_t n_hdrs, int64_t clen, const void *body, size_t len);
 int ec_http_h1_write(struct ec_http_rq *rq, const void *data, size_t len);
 int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, uint64_t len);
 int ec_http_h1_end(struct ec_http_rq *rq);

@@ -347,6 +347,29 @@ def test_h1_reads_on_a_kept_alive_connection(srv):
     srv.assert_healthy()
 
 
+def test_h1_small_responses_to_a_reader_that_lags(srv):
+    # small answers go out straight from the stack while nothing is queued; when the
+    # socket takes only part of one (or none), the rest must queue in order behind it
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", srv.ports[0]))
+    s.settimeout(10)
+    reqs = [(1000 + 37 * (i % 80), i) for i in range(3000)]  # ~13 MB of answers
+    data = b"".join(b"GET /pmem?len=%d&seed=%d HTTP/1.1\r\nHost: x\r\n\r\n" % r
+                    for r in reqs)
+    # sent from a thread: the server stops reading while its answers wait for us
+    sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    sender.start()
+    time.sleep(0.5)  # the server fills the socket while nobody reads
+    rd = H1Reader(s)
+    for n, seed in reqs:
+        st, _, body = rd.response()
+        assert st == 200 and body == pstream_body(seed, n), (n, seed)
+    sender.join(10)
+    s.close()
+    srv.assert_healthy()
+
+
 def test_h1_http10_closes_unless_keep_alive(srv):
     s = connect(srv.ports[0])
     s.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
