@@ -1,5 +1,5 @@
 /* rdr_table: the box table and its Redis syncer (ZRANGEBYSCORE echos:{boxes} WITHSCORES,
- * then one pipelined HGETALL per member whose score - its heartbeat's ts_ms - changed, and
+ * then one pipelined HMGET per member whose score - its heartbeat's ts_ms - changed, and
  * an EXISTS for the others). Builds each new table beside the current one and swaps
  * the pointer when every reply is in; a failed sync leaves the current table untouched.
  * Owns tables, rows, derived box keys and the in-flight sync state. */
@@ -727,51 +727,96 @@ static void sync_reply_done(struct boxes_sync *s)
 		sync_finish(s);
 }
 
+/* The heartbeat fields the table uses, read with one HMGET (a box writes a few more:
+ * asking only for these halves the reply objects of a sync). The order of the command
+ * in on_members_reply. */
+static const char *const box_fields[] = {
+	"id", "url", "pop", "region", "lat", "lon", "asn", "uplink_bps", "egress_bps", "conns",
+	"ttfb_ms", "status", "ts_ms", "cache_objects", "inv_ver",
+};
+
+static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg);
+
+/* HMGET echos:box:{<id>} <box_fields...>, from an argument vector: formatting it from a
+ * string would allocate each argument. */
+static int box_hmget(struct ec_redis *r, struct sync_slot *slot, const char *id)
+{
+	static size_t field_len[EC_ARRAY_LEN(box_fields)];
+	const char *argv[2 + EC_ARRAY_LEN(box_fields)];
+	size_t argvlen[2 + EC_ARRAY_LEN(box_fields)], i;
+	char key[sizeof "echos:box:{}" + EC_TOKEN_BOX_MAX];
+	int n = snprintf(key, sizeof key, "echos:box:{%s}", id);
+
+	if (n < 0 || (size_t)n >= sizeof key)
+		return EC_EINVAL;
+	argv[0] = "HMGET";
+	argvlen[0] = 5;
+	argv[1] = key;
+	argvlen[1] = (size_t)n;
+	for (i = 0; i < EC_ARRAY_LEN(box_fields); i++) {
+		if (!field_len[i])
+			field_len[i] = strlen(box_fields[i]);
+		argv[2 + i] = box_fields[i];
+		argvlen[2 + i] = field_len[i];
+	}
+	return ec_redis_commandv(r, on_box_reply, slot, (int)(2 + i), argv, argvlen);
+}
+
 static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
 {
 	struct sync_slot *slot = arg;
 	struct boxes_sync *s = slot->sync;
-	const char *kv[128];
-	size_t kvlen[128], i;
+	const char *kv[2 * EC_ARRAY_LEN(box_fields)];
+	size_t kvlen[2 * EC_ARRAY_LEN(box_fields)], i, nkv = 0;
 	char why[160];
 
 	EC_ASSERT(s->magic == SYNC_MAGIC);
-	if (!reply || reply->type == REDIS_REPLY_ERROR) {
-		s->is_failed = 1;
-	} else if (reply->type != REDIS_REPLY_ARRAY) {
-		s->is_failed = 1;
-	} else if (reply->elements == 0) {
-		/* the hash expired: the box's death notice; it drops out */
+	if (!reply) {
+		s->is_failed = 1; /* the link went down mid-sync */
+	} else if (reply->type != REDIS_REPLY_ARRAY ||
+	           reply->elements != EC_ARRAY_LEN(box_fields)) {
+		/* e.g. WRONGTYPE: a key that is not a hash; the one box is out, not the sync */
+		if (s->owner) {
+			boxes_log_malformed(s->owner, s->rows[slot->i].id,
+			                    reply->type == REDIS_REPLY_ERROR ? reply->str
+			                                                     : "not a hash");
+		}
+		memset(&s->rows[slot->i], 0, sizeof s->rows[slot->i]);
 	} else if (s->owner) {
 		struct rdr_box *row = &s->rows[slot->i];
-		if (reply->elements > EC_ARRAY_LEN(kv)) {
-			boxes_log_malformed(s->owner, row->id, "more than 64 fields");
-			memset(row, 0, sizeof *row);
-			goto done;
-		}
+		int bad = 0;
+
 		for (i = 0; i < reply->elements; i++) {
 			const struct redisReply *e = reply->element[i];
 
-			if (e->type != REDIS_REPLY_STRING)
+			if (e->type == REDIS_REPLY_NIL)
+				continue; /* not in the hash */
+			if (e->type != REDIS_REPLY_STRING) {
+				bad = 1;
 				break;
-			kv[i] = e->str;
-			kvlen[i] = e->len;
+			}
+			kv[nkv] = box_fields[i];
+			kvlen[nkv++] = strlen(box_fields[i]);
+			kv[nkv] = e->str;
+			kvlen[nkv++] = e->len;
 		}
-		if (i < reply->elements) {
+		if (nkv == 0) {
+			/* no such hash: it expired, the box's death notice; it drops out */
+			memset(row, 0, sizeof *row);
+		} else if (bad) {
 			boxes_log_malformed(s->owner, row->id, "non-string hash element");
 			memset(row, 0, sizeof *row);
 		} else {
 			char member[EC_TOKEN_BOX_MAX + 1];
 
 			memcpy(member, row->id, sizeof member);
-			if (rdr_box_parse(member, reply->elements, kv, kvlen, row,
-			                  &s->boxes[slot->i], why, sizeof why) != 0) {
+			if (rdr_box_parse(member, nkv, kv, kvlen, row, &s->boxes[slot->i], why,
+			                  sizeof why) != 0) {
 				boxes_log_malformed(s->owner, member, why);
 				memset(row, 0, sizeof *row);
 			}
 		}
 	}
-done:
 	sync_reply_done(s);
 }
 
@@ -812,7 +857,7 @@ static int sync_order_cmp(const void *a, const void *b)
  * both from one clock reading). When the current table holds the box with that ts_ms, the
  * hash has not changed since it was read: the row is carried over and only the hash's
  * existence is asked. Boxes beat every second and the table is read every 250 ms by
- * default, so most reads need no HGETALL. Returns 1 when carried over. */
+ * default, so most reads need no HMGET. Returns 1 when carried over. */
 static int sync_carry(struct boxes_sync *s, size_t i, long j, const struct redisReply *score)
 {
 	const struct rdr_table *t = s->owner->cur;
@@ -887,8 +932,7 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 			rc = ec_redis_command(r, on_exists_reply, &s->slots[k],
 			                      "EXISTS echos:box:{%s}", s->rows[k].id);
 		else
-			rc = ec_redis_command(r, on_box_reply, &s->slots[k],
-			                      "HGETALL echos:box:{%s}", s->rows[k].id);
+			rc = box_hmget(r, &s->slots[k], s->rows[k].id);
 		if (rc != 0) {
 			s->is_failed = 1;
 			break;

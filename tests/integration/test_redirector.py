@@ -520,6 +520,21 @@ def test_malformed_box_is_skipped_with_a_log_line(procs, tmp_path, redis, boxes)
     assert rdr.proc.log_text().count("malformed heartbeat") <= 2
 
 
+def test_a_box_key_that_is_not_a_hash_does_not_stop_the_sync(procs, tmp_path, redis, boxes):
+    # one member whose key holds a string: that box is out (logged), every other box
+    # keeps being read and chosen, and a heartbeat change still reaches the table
+    boxes.add("box-b1", BOX_B[1], pop="pop-b", region="region-2")
+    redis.cli("SET", "echos:box:{box-x1}", "not a hash")
+    redis.cli("ZADD", "echos:{boxes}", str(int(time.time() * 1000) + 3600000), "box-x1")
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: box_of(rdr) == "box-b1", 10, what="box-b1 chosen")
+    wait_for(lambda: "box-x1: malformed heartbeat" in rdr.proc.log_text(), 5, what="log")
+    assert rdr.metrics()["echos_redirector_boxes"] == 1
+    boxes.add("box-a1", BOX_A[1], pop="pop-a", region="region-1")
+    wait_for(lambda: rdr.metrics()["echos_redirector_boxes"] == 2, 10, what="box-a1 read")
+    assert rdr.proc.alive()
+
+
 def test_sigterm_drains_and_exits_0(procs, tmp_path, redis):
     rdr = Rdr(procs, tmp_path, redis.addr)
     curl(rdr.url + "/x")
