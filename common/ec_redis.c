@@ -325,6 +325,90 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 	leave(r);
 }
 
+/* ---- reply objects ---------------------------------------------------------------------- */
+
+/* hiredis's reply objects with one allocation each: a string's bytes and an array's
+ * element vector follow the redisReply in the same block (hiredis allocates them apart:
+ * two allocations and two frees per field of every HMGET reply of a box sync). Replies
+ * reach callbacks as ordinary redisReply trees, and hiredis frees them through
+ * reply_free; nothing here calls freeReplyObject on them. */
+static void *reply_link(const redisReadTask *task, redisReply *r)
+{
+	if (task->parent) {
+		redisReply *parent = task->parent->obj;
+
+		EC_ASSERT(parent->type == REDIS_REPLY_ARRAY);
+		parent->element[task->idx] = r;
+	}
+	return r;
+}
+
+static void *reply_string(const redisReadTask *task, char *str, size_t len)
+{
+	redisReply *r = malloc(sizeof *r + len + 1);
+
+	if (!r)
+		return NULL;
+	memset(r, 0, sizeof *r);
+	r->type = task->type;
+	r->str = (char *)(r + 1);
+	memcpy(r->str, str, len);
+	r->str[len] = '\0';
+	r->len = len;
+	return reply_link(task, r);
+}
+
+static void *reply_array(const redisReadTask *task, int elements)
+{
+	size_t n = elements > 0 ? (size_t)elements : 0;
+	redisReply *r = malloc(sizeof *r + n * sizeof *r->element);
+
+	if (!r)
+		return NULL;
+	memset(r, 0, sizeof *r + n * sizeof *r->element);
+	r->type = REDIS_REPLY_ARRAY;
+	r->elements = n;
+	r->element = n ? (redisReply **)(r + 1) : NULL;
+	return reply_link(task, r);
+}
+
+static void *reply_integer(const redisReadTask *task, long long value)
+{
+	redisReply *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->type = REDIS_REPLY_INTEGER;
+	r->integer = value;
+	return reply_link(task, r);
+}
+
+static void *reply_nil(const redisReadTask *task)
+{
+	redisReply *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->type = REDIS_REPLY_NIL;
+	return reply_link(task, r);
+}
+
+static void reply_free(void *p)
+{
+	redisReply *r = p;
+
+	if (!r)
+		return;
+	if (r->type == REDIS_REPLY_ARRAY)
+		for (size_t i = 0; i < r->elements; i++)
+			reply_free(r->element[i]); /* NULL for a reply cut short */
+	free(r);
+}
+
+static redisReplyObjectFunctions reply_fns = {
+	reply_string, reply_array, reply_integer, reply_nil, reply_free,
+};
+
 /* ---- connecting ------------------------------------------------------------------------- */
 
 static void link_start(struct ec_redis *r)
@@ -347,6 +431,7 @@ static void link_start(struct ec_redis *r)
 		return;
 	}
 	ac->data = r;
+	ac->c.reader->fn = &reply_fns;
 	if (redisLibeventAttach(ac, r->base) != REDIS_OK) {
 		ac->data = NULL;
 		redisAsyncFree(ac);

@@ -288,6 +288,65 @@ static void test_argv_form_and_bad_input(void **state)
 	t_close(&t);
 }
 
+/* Replies are built in one block each (ec_redis.c): a nested array of every kind of
+ * element arrives intact, and an empty array, an error and a long string too. */
+static char shape[256];
+
+static void describe(const struct redisReply *r, char **p, char *end)
+{
+	switch (r->type) {
+	case REDIS_REPLY_ARRAY:
+		*p += snprintf(*p, (size_t)(end - *p), "[");
+		for (size_t i = 0; i < r->elements; i++)
+			describe(r->element[i], p, end);
+		*p += snprintf(*p, (size_t)(end - *p), "]");
+		break;
+	case REDIS_REPLY_INTEGER:
+		*p += snprintf(*p, (size_t)(end - *p), "i%lld ", r->integer);
+		break;
+	case REDIS_REPLY_NIL:
+		*p += snprintf(*p, (size_t)(end - *p), "nil ");
+		break;
+	default:
+		*p += snprintf(*p, (size_t)(end - *p), "%d:%zu:%.8s ", r->type, r->len, r->str);
+		break;
+	}
+}
+
+static void on_shape(struct ec_redis *r, struct redisReply *reply, void *arg)
+{
+	struct t *t = arg;
+	char *p = shape;
+
+	(void)r;
+	t->replies++;
+	if (reply)
+		describe(reply, &p, shape + sizeof shape);
+}
+
+static int got_three(struct t *t) { return t->replies >= 3; }
+
+static void test_replies_of_every_shape(void **state)
+{
+	struct t t;
+
+	ensure_server();
+	t_open(&t, redis_port, 2000, 0);
+	assert_true(run_until(&t, is_up, 2000));
+	assert_int_equal(ec_redis_command(t.r, on_shape, &t,
+	                                  "EVAL %s 0", "return {1, {'ab', false, {}}, 'c'}"), 0);
+	assert_true(run_until(&t, got_one, 2000));
+	assert_string_equal(shape, "[i1 [1:2:ab nil []]1:1:c ]");
+	assert_int_equal(ec_redis_command(t.r, on_shape, &t, "NOSUCHCOMMAND"), 0);
+	assert_true(run_until(&t, got_two, 2000));
+	assert_int_equal(strncmp(shape, "6:", 2), 0); /* REDIS_REPLY_ERROR */
+	assert_int_equal(ec_redis_command(t.r, on_shape, &t, "ECHO %s",
+	                                  "0123456789012345678901234567890123456789"), 0);
+	assert_true(run_until(&t, got_three, 2000));
+	assert_string_equal(shape, "1:40:01234567 ");
+	t_close(&t);
+}
+
 static void test_killed_server_nulls_pending_once(void **state)
 {
 	struct t t;
@@ -442,6 +501,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		{ "connects and answers commands", test_connects_and_answers, NULL, NULL, NULL },
 		{ "argv form works, empty argv is refused", test_argv_form_and_bad_input, NULL, NULL,
+		  NULL },
+		{ "replies of every shape arrive intact", test_replies_of_every_shape, NULL, NULL,
 		  NULL },
 		{ "killed server: DOWN, pending gets NULL once, EAGAIN, then reconnects",
 		  test_killed_server_nulls_pending_once, NULL, NULL, NULL },
