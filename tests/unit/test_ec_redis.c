@@ -347,6 +347,42 @@ static void test_replies_of_every_shape(void **state)
 	t_close(&t);
 }
 
+static int got_four(struct t *t) { return t->replies >= 4; }
+
+/* The argv form writes RESP itself: binary arguments (CR, LF, NUL) of any length, with
+ * lengths given or taken by strlen, on the stack or beyond it. */
+static void test_argv_binary_and_long(void **state)
+{
+	static char big[6000];
+	const char *set[] = { "SET", "bin", big }, *get[] = { "GET", "bin" };
+	const char *echo[] = { "ECHO", "a\r\n$3\r\nb" };
+	size_t setlen[] = { 3, 3, sizeof big }, getlen[] = { 3, 3 };
+	struct t t;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)(i % 7 == 0 ? '\0' : i % 5 == 0 ? '\r' : i % 3 == 0 ? '\n' : 'x');
+	big[0] = 'P';
+	big[1] = 'Q';
+	ensure_server();
+	t_open(&t, redis_port, 2000, 0);
+	assert_true(run_until(&t, is_up, 2000));
+	assert_int_equal(ec_redis_commandv(t.r, on_shape, &t, 3, set, setlen), 0);
+	assert_true(run_until(&t, got_one, 2000));
+	assert_string_equal(shape, "5:2:OK "); /* REDIS_REPLY_STATUS */
+	assert_int_equal(ec_redis_commandv(t.r, on_shape, &t, 2, get, getlen), 0);
+	assert_true(run_until(&t, got_two, 2000));
+	assert_int_equal(strncmp(shape, "1:6000:", 7), 0);
+	assert_int_equal(shape[7], 'P');
+	assert_int_equal(shape[8], 'Q');
+	assert_int_equal(ec_redis_commandv(t.r, on_shape, &t, 2, echo, NULL), 0);
+	assert_true(run_until(&t, got_three, 2000));
+	assert_string_equal(shape, "1:8:a\r\n$3\r\nb ");
+	assert_int_equal(ec_redis_commandv(t.r, on_shape, &t, 2, get, NULL), 0);
+	assert_true(run_until(&t, got_four, 2000));
+	assert_int_equal(strncmp(shape, "1:6000:", 7), 0);
+	t_close(&t);
+}
+
 static void test_killed_server_nulls_pending_once(void **state)
 {
 	struct t t;
@@ -503,6 +539,8 @@ int main(void)
 		{ "argv form works, empty argv is refused", test_argv_form_and_bad_input, NULL, NULL,
 		  NULL },
 		{ "replies of every shape arrive intact", test_replies_of_every_shape, NULL, NULL,
+		  NULL },
+		{ "argv form: binary and long arguments", test_argv_binary_and_long, NULL, NULL,
 		  NULL },
 		{ "killed server: DOWN, pending gets NULL once, EAGAIN, then reconnects",
 		  test_killed_server_nulls_pending_once, NULL, NULL, NULL },
