@@ -621,7 +621,8 @@ void ec_http_rq_dispatch(struct ec_http_rq *rq)
 
 	rq->state = EC_HTTP_RQ_HANDLER;
 	rq->is_dispatched = 1;
-	rq->pub.start_us = ec_http_now_us(rq->conn->srv);
+	rq->pub.is_start_now = !s->cb_depth || !s->now_us;
+	rq->pub.start_us = ec_http_now_us(s);
 	s->n_inflight++;
 	ec_metric_inc(rq->pub.proto == EC_HTTP_H2 ? s->m_req_h2 : s->m_req_h1);
 	s->o.handler(&rq->pub, s->o.handler_arg);

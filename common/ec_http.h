@@ -73,6 +73,8 @@ struct ec_http_req {
 	struct sockaddr_storage local; /* the socket's local address */
 	int64_t start_us;              /* monotonic clock of the server callback that completed
 	                                * the headers (one reading serves a batch of requests) */
+	int is_start_now;              /* start_us was read as this request was handed over
+	                                * (the first of its batch): it is "now" for the handler */
 	void *user;                    /* free for the handler */
 };
 

@@ -519,9 +519,11 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	size_t svc, loc_len = 0, link_len = 0;
 	unsigned net_bits = 0;
 	int has_box = 0;
-	/* start_us is when the server's callback began (one clock reading serves a batch of
-	 * h2 requests): the decision's own latency is timed from here */
-	int64_t t0 = ec_now_us(), now_ms = req->start_us / 1000, judge_ms;
+	/* the decision's own latency is timed from here: start_us when the server read it
+	 * as it handed this request over, else (later requests of an h2 batch share the
+	 * batch's reading) a reading of our own */
+	int64_t t0 = req->is_start_now ? req->start_us : ec_now_us();
+	int64_t now_ms = req->start_us / 1000, judge_ms;
 	unsigned proto = req->proto == EC_HTTP_H2 ? 1 : 0;
 
 	EC_ASSERT(d->magic == RDR_MAGIC);
