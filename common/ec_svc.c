@@ -123,6 +123,11 @@ size_t ec_svc_tab_slot(struct ec_svc_tab *t, const char *name, size_t len)
 
 	if (len == 0 || len > EC_ACCT_SCOPE_NAME_MAX)
 		return 0;
+	/* most calls repeat the last name from the same string (a service's, a region's):
+	 * the bytes still decide, the pointer only says which slot to compare first */
+	if (name == t->last_ptr && t->last && memcmp(t->names[t->last], name, len) == 0 &&
+	    t->names[t->last][len] == '\0')
+		return t->last;
 	for (size_t k = 0; k < len; k++) {
 		char c = name[k];
 
@@ -134,8 +139,11 @@ size_t ec_svc_tab_slot(struct ec_svc_tab *t, const char *name, size_t len)
 	     i = (i + 1) & (EC_SVC_TAB_SLOTS - 1)) {
 		const char *n = t->names[t->slots[i] - 1];
 
-		if (strncmp(n, name, len) == 0 && n[len] == '\0')
-			return t->slots[i] - 1u;
+		if (strncmp(n, name, len) == 0 && n[len] == '\0') {
+			t->last = t->slots[i] - 1u;
+			t->last_ptr = name;
+			return t->last;
+		}
 	}
 	if (t->n >= t->cap) {
 		t->overflow++;

@@ -141,6 +141,34 @@ static void test_tab(void **state)
 	assert_int_equal(ec_svc_tab_slot(&t, "r200", 4), 200);
 }
 
+/* The last-name shortcut compares bytes: one buffer reused for other names (and for an
+ * invalid one) still gets each name's own slot. */
+static void test_tab_same_buffer_other_names(void **state)
+{
+	static struct ec_svc_tab t;
+	char buf[32];
+	size_t a, b;
+
+	(void)state;
+	ec_svc_tab_init(&t, 0);
+	strcpy(buf, "alpha");
+	a = ec_svc_tab_slot(&t, buf, strlen(buf));
+	assert_int_equal(ec_svc_tab_slot(&t, buf, strlen(buf)), a);
+	strcpy(buf, "beta");
+	b = ec_svc_tab_slot(&t, buf, strlen(buf));
+	assert_int_not_equal(a, b);
+	assert_int_equal(ec_svc_tab_slot(&t, buf, strlen(buf)), b);
+	strcpy(buf, "alphax");
+	assert_int_not_equal(ec_svc_tab_slot(&t, buf, 5), b); /* "alpha" by length */
+	assert_int_equal(ec_svc_tab_slot(&t, buf, 5), a);
+	strcpy(buf, "bet");
+	assert_int_not_equal(ec_svc_tab_slot(&t, buf, 3), b); /* a prefix is another name */
+	strcpy(buf, "be ta");
+	assert_int_equal(ec_svc_tab_slot(&t, buf, 5), 0);      /* invalid: "_other" */
+	strcpy(buf, "alpha");
+	assert_int_equal(ec_svc_tab_slot(&t, buf, 5), a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_scope_name),
 		cmocka_unit_test(test_tab),
+		cmocka_unit_test(test_tab_same_buffer_other_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
