@@ -274,10 +274,6 @@ static int ieq(const char *a, size_t alen, const char *lit)
 	return strncasecmp(a, lit, n) == 0;
 }
 
-/* Decides whether a response header from the handler is sent. Fills the real lengths.
- * Returns 1 to skip: headers the server owns (Date, Content-Length, Transfer-Encoding,
- * Connection and, on h2, the other connection-specific ones) and any name or value that
- * would split the response (CR, LF, NUL, or an empty or non-token name). */
 /* 1 when a response header name must be dropped: empty, not a token, or one the server
  * owns. */
 static int hdr_name_skip(const char *name, size_t nl, int is_h2)
@@ -296,6 +292,10 @@ static int hdr_name_skip(const char *name, size_t nl, int is_h2)
 	}
 }
 
+/* Decides whether a response header from the handler is sent. Fills the real lengths.
+ * Returns 1 to skip: headers the server owns (Date, Content-Length, Transfer-Encoding,
+ * Connection and, on h2, the other connection-specific ones) and any name or value that
+ * would split the response (CR, LF, NUL, or an empty or non-token name). */
 int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen, int is_h2)
 {
 	size_t nl = h->name_len ? h->name_len : strlen(h->name);
@@ -712,8 +712,7 @@ static void ip_release(struct ec_http_server *s, struct ec_http_ipent *e)
 /* ------------------------------------------------------------------------------------ */
 /* connections */
 
-/* Arms the connection timer for mode (EC_HTTP_TM_NONE stops it). */
-/* The timer is lazy: setting a mode records when it is due, and the event is only
+/* Sets the connection timer's mode (EC_HTTP_TM_NONE: nothing is due). The timer is lazy: setting a mode records when it is due, and the event is only
  * (re)armed when that is earlier than the pending expiry. A later deadline, or NONE,
  * leaves the event as it is: when it fires, on_timer re-arms it for what is left, or
  * does nothing. A keep-alive connection whose requests each arrive whole thus costs no
@@ -1199,7 +1198,6 @@ static void on_rawread(evutil_socket_t fd, short what, void *arg)
 	char buf[EC_HTTP_READ_CHUNK];
 	size_t room = sizeof buf;
 	ssize_t n;
-	int r = 0;
 
 	(void)what;
 	EC_ASSERT(c->magic == EC_HTTP_CONN_MAGIC);
@@ -1218,19 +1216,16 @@ static void on_rawread(evutil_socket_t fd, short what, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	conn_hold(c);
-	if (n > 0 && c->proto == EC_HTTP_CONN_H1 && !c->is_linger && !c->is_closing &&
-	    !c->is_shutdown && evbuffer_get_length(in) == 0) {
-		/* most reads bring one whole request: parsed where it lies */
-		if (ec_http_h1_on_bytes(c, buf, (size_t)n) != 0)
-			ec_http_conn_close(c);
-	} else if (n > 0) {
-		r = ec_http_conn_in_add(c, buf, (size_t)n);
-		if (r != 0)
-			ec_http_conn_close(c);
-		else
-			conn_input(c);
-	} else {
+	if (n <= 0) {
 		conn_on_end(c, n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+	} else if (c->proto == EC_HTTP_CONN_H1 && !c->is_linger && !c->is_closing &&
+	           !c->is_shutdown && evbuffer_get_length(in) == 0 &&
+	           ec_http_h1_on_bytes(c, buf, (size_t)n) == 0) {
+		/* most reads bring one whole request: it was parsed where it lies */
+	} else if (ec_http_conn_in_add(c, buf, (size_t)n) != 0) {
+		ec_http_conn_close(c);
+	} else {
+		conn_input(c);
 	}
 	conn_release(c);
 }

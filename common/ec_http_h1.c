@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "ec_err.h"
+#include "ec_fmt.h"
 #include "ec_h1fast.h"
 #include "ec_http_int.h"
 #include "ec_scan.h"
@@ -443,9 +444,10 @@ static void h1_process(struct ec_http_conn *c)
 }
 
 /* n bytes read from the socket while the input buffer was empty: a request that arrived
- * whole in them is parsed where it lies, without a trip through the input buffer. What
- * cannot be (a request in flight, a partial request, a refused connection) is queued
- * and handled as any input. Returns 0, or EC_ENOMEM when the bytes could not be queued. */
+ * whole in them is parsed (or refused) where it lies, without a trip through the input
+ * buffer. Returns 0 when the bytes were handled, or EC_EAGAIN when they must be queued
+ * and read as any input (a request in flight, a partial request: the scan's position
+ * then counts from the same first byte in the input buffer). */
 int ec_http_h1_on_bytes(struct ec_http_conn *c, const char *buf, size_t n)
 {
 	struct ec_http_h1 *h = &c->u.h1;
@@ -454,24 +456,15 @@ int ec_http_h1_on_bytes(struct ec_http_conn *c, const char *buf, size_t n)
 	const char *msg = NULL;
 	int r;
 
-	if (h->cur || h->is_broken || c->peer_eof || h->scan_off != 0) {
-		if (ec_http_conn_in_add(c, buf, n) != 0)
-			return EC_ENOMEM;
-		h1_process(c);
-		return 0;
-	}
+	if (h->cur || h->is_broken || c->peer_eof || h->scan_off != 0)
+		return EC_EAGAIN;
 	r = h1_scan(c, (const unsigned char *)buf, n, &blocklen, &why, &msg);
-	if (r == 1) {
+	if (r == 0)
+		return EC_EAGAIN;
+	if (r == 1)
 		h1_parse(c, buf, blocklen, buf + blocklen, n - blocklen);
-	} else if (r == 0) {
-		/* the scan's position counts from the same first byte in the input buffer */
-		if (ec_http_conn_in_add(c, buf, n) != 0)
-			return EC_ENOMEM;
-		if (c->tmode != EC_HTTP_TM_HEADER)
-			ec_http_conn_timer(c, EC_HTTP_TM_HEADER);
-	} else {
+	else
 		h1_refuse(c, r, why, msg);
-	}
 	return 0;
 }
 
@@ -619,7 +612,6 @@ static char *h1_head_write(struct ec_http_rq *rq, int status, const struct ec_ht
                            size_t n_hdrs, int64_t clen, const struct h1_head *hp, char *d)
 {
 	struct ec_http_server *s = rq->conn->srv;
-	char num[24];
 	size_t i, nl, vl;
 
 	d = PUT_LIT(d, "HTTP/1.1 ");
@@ -648,9 +640,8 @@ static char *h1_head_write(struct ec_http_rq *rq, int status, const struct ec_ht
 		*d++ = '\n';
 	}
 	if (clen >= 0) {
-		const char *digits = ec_http_dec(num + sizeof num, (uint64_t)clen);
 		d = PUT_LIT(d, "Content-Length: ");
-		d = put_str(d, digits, (size_t)(num + sizeof num - digits));
+		d = ec_put_dec(d, (uint64_t)clen);
 		d = PUT_LIT(d, "\r\n");
 	} else if (rq->is_chunked) {
 		d = PUT_LIT(d, "Transfer-Encoding: chunked\r\n");
@@ -720,7 +711,6 @@ int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status, const struct ec
 		sent = (size_t)n;
 	/* n < 0: EAGAIN queues it all; another error shows again on the queued write */
 	c->out_sent += sent;
-
 	body_sent = sent > head ? sent - head : 0;
 	rq->body_sent += body_sent;
 	if (sent < total &&

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ec_err.h"
+#include "ec_fmt.h"
 #include "ec_log.h"
 #include "ec_http_int.h"
 #include "ec_time.h"
@@ -572,8 +573,8 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	nv[n++] = NV(":status", 7, st, 3);
 	nv[n++] = NV("date", 4, ec_http_date(s), 29);
 	if (clen >= 0) {
-		const char *digits = ec_http_dec(cl + sizeof cl, (uint64_t)clen);
-		nv[n++] = NV("content-length", 14, digits, (size_t)(cl + sizeof cl - digits));
+		nv[n++] = NV("content-length", 14, cl,
+		             (size_t)(ec_put_dec(cl, (uint64_t)clen) - cl));
 	}
 	for (i = 0; i < n_hdrs; i++) {
 		const char *name = hdrs[i].name;

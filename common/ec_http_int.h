@@ -303,16 +303,6 @@ int ec_http_rq_add_header(struct ec_http_rq *rq, const char *name, size_t nlen,
                           const char *value, size_t vlen);
 int ec_http_rq_seal(struct ec_http_rq *rq);
 void ec_http_rq_dispatch(struct ec_http_rq *rq);
-/* Writes v in decimal so that it ends just before `end` (no NUL) and returns where it
- * starts: Content-Length on every response, without printf. */
-static inline char *ec_http_dec(char *end, uint64_t v)
-{
-	do
-		*--end = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	return end;
-}
-
 /* Monotonic microseconds. Inside a connection callback, one reading serves everything the
  * callback does (an h2 read can carry a hundred requests); outside, a fresh one. */
 static inline int64_t ec_http_now_us(struct ec_http_server *s)

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include "ec_err.h"
+#include "ec_fmt.h"
 #include "ec_log.h"
 #include "ec_redis.h"
 #include "ec_time.h"
@@ -627,14 +628,8 @@ int ec_redis_command(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, const 
 /* Writes "<lead><n>\r\n" at d; returns the end. */
 static char *resp_len(char *d, char lead, size_t n)
 {
-	char num[24], *p = num + sizeof num;
-
 	*d++ = lead;
-	do
-		*--p = (char)('0' + n % 10);
-	while ((n /= 10) != 0);
-	memcpy(d, p, (size_t)(num + sizeof num - p));
-	d += num + sizeof num - p;
+	d = ec_put_dec(d, n);
 	*d++ = '\r';
 	*d++ = '\n';
 	return d;

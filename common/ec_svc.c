@@ -123,10 +123,8 @@ size_t ec_svc_tab_slot(struct ec_svc_tab *t, const char *name, size_t len)
 
 	if (len == 0 || len > EC_ACCT_SCOPE_NAME_MAX)
 		return 0;
-	/* most calls repeat the last name from the same string (a service's, a region's):
-	 * the bytes still decide, the pointer only says which slot to compare first */
-	if (name == t->last_ptr && t->last && memcmp(t->names[t->last], name, len) == 0 &&
-	    t->names[t->last][len] == '\0')
+	/* most calls repeat the last name (a service's, a region's) */
+	if (t->last && memcmp(t->names[t->last], name, len) == 0 && t->names[t->last][len] == '\0')
 		return t->last;
 	for (size_t k = 0; k < len; k++) {
 		char c = name[k];
@@ -141,7 +139,6 @@ size_t ec_svc_tab_slot(struct ec_svc_tab *t, const char *name, size_t len)
 
 		if (strncmp(n, name, len) == 0 && n[len] == '\0') {
 			t->last = t->slots[i] - 1u;
-			t->last_ptr = name;
 			return t->last;
 		}
 	}

@@ -58,9 +58,8 @@ struct ec_svc_tab {
 	size_t n;                      /* names in use, "_other" included */
 	size_t cap;                    /* at most EC_SVC_TAB_MAX, set by init */
 	uint64_t overflow;             /* lookups sent to "_other" because the table was full */
-	size_t last;                   /* slot of the last name found (0: none yet)... */
-	const char *last_ptr;          /* ...and where that name was: the same caller string
-	                                * is checked against names[last] and needs no lookup */
+	size_t last;                   /* slot of the last name found (0: none yet): a lookup
+	                                * of the same name needs only one comparison */
 };
 
 /* Starts a table holding "_other" only; cap (2..EC_SVC_TAB_MAX, 0: the maximum) bounds the

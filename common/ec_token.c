@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ec_err.h"
+#include "ec_fmt.h"
 #include "ec_net.h"
 #include "ec_token.h"
 
@@ -526,19 +527,6 @@ static int hmac_memo(const uint8_t *key, size_t keylen, const char *msg, size_t 
 	return 0;
 }
 
-/* Appends the decimal digits of v at p. */
-static char *put_dec(char *p, unsigned long long v)
-{
-	char tmp[24];
-	size_t n = sizeof tmp;
-
-	do
-		tmp[--n] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	memcpy(p, tmp + n, sizeof tmp - n);
-	return p + (sizeof tmp - n);
-}
-
 /* Computes HMAC-SHA256(key, canonical string of claims and scope path):
  *   "echos-token-v1\n" kid "\n" exp "\n" box "\n" ("d"|"e") "\n" scope "\n" net "\n" */
 static int token_mac(const uint8_t *key, size_t keylen, const struct ec_token_claims *c,
@@ -559,9 +547,9 @@ static int token_mac(const uint8_t *key, size_t keylen, const struct ec_token_cl
 		return EC_ERANGE;
 	memcpy(p, CANON_PREFIX, sizeof CANON_PREFIX - 1);
 	p += sizeof CANON_PREFIX - 1;
-	p = put_dec(p, (unsigned)c->kid);
+	p = ec_put_dec(p, c->kid);
 	*p++ = '\n';
-	p = put_dec(p, (unsigned long long)c->exp_s); /* claims checked: 0..TOKEN_EXP_MAX */
+	p = ec_put_dec(p, (uint64_t)c->exp_s); /* claims checked: 0..TOKEN_EXP_MAX */
 	*p++ = '\n';
 	memcpy(p, c->box, boxlen);
 	p += boxlen;

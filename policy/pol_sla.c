@@ -22,7 +22,6 @@ int pol_sla_eligible(const struct pol_box *b, const struct pol_sla *sla, int64_t
                      enum pol_miss *why)
 {
 	enum pol_miss m;
-
 	double load;
 
 	if (pol_rank_eligible(b, sla, now_ms, &m, &load))

@@ -306,10 +306,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	d.magic = RDR_MAGIC;
-	/* Every box sync allocates and frees arrays of the whole table (megabytes). A fixed
-	 * threshold keeps them mmapped, so each free returns its pages: glibc's adaptive one
-	 * moves them onto the heap after the first free, where the churn of one sync after
-	 * another held ~60 MiB resident for 10,000 boxes instead of ~25 MiB. */
+	/* Every box sync allocates and frees the candidate index of the whole table (arrays of
+	 * hundreds of KiB; the rows themselves are reused). A fixed threshold keeps such
+	 * arrays mmapped, so each free returns its pages: glibc's adaptive one moves them onto
+	 * the heap after the first free, where the churn of one sync after another held RSS
+	 * far above the table's size. */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	if (ec_args_parse(argc, argv, &d.args, err, sizeof err) != 0)
 		return ec_exit_usage(RDR_PROG, err);

@@ -668,7 +668,7 @@ static void sync_finish(struct boxes_sync *s)
 	struct rdr_boxes *b = s->owner;
 	struct rdr_table *t;
 	int64_t now = ec_now_ms();
-	size_t i, n = 0, cap = s->cap;
+	size_t i, n = 0;
 
 	if (!b)
 		goto out;
@@ -677,13 +677,7 @@ static void sync_finish(struct boxes_sync *s)
 		b->syncs_failed++;
 		goto out;
 	}
-	if (!s->rows) {
-		if (rows_get(b, 0, &s->rows, &s->boxes, &s->cap) != 0) {
-			b->syncs_failed++;
-			goto out;
-		}
-		cap = s->cap;
-	}
+	EC_ASSERT(s->rows != NULL); /* on_members_reply allocated them, or failed the sync */
 	/* the parsed rows, compacted in place: the arrays become the new table's */
 	for (i = 0; i < s->n; i++) {
 		if (s->rows[i].magic != RDR_BOX_MAGIC)
@@ -696,7 +690,7 @@ static void sync_finish(struct boxes_sync *s)
 	}
 	s->n = n;
 	sync_track(b, s->rows, s->boxes, n, now);
-	t = table_new(&s->rows, &s->boxes, n, cap);
+	t = table_new(&s->rows, &s->boxes, n, s->cap);
 	if (!t) {
 		b->syncs_failed++;
 		goto out;
@@ -730,9 +724,15 @@ static void sync_reply_done(struct boxes_sync *s)
 /* The heartbeat fields the table uses, read with one HMGET (a box writes a few more:
  * asking only for these halves the reply objects of a sync). The order of the command
  * in on_members_reply. */
-static const char *const box_fields[] = {
-	"id", "url", "pop", "region", "lat", "lon", "asn", "uplink_bps", "egress_bps", "conns",
-	"ttfb_ms", "status", "ts_ms", "cache_objects", "inv_ver",
+#define BOX_FIELD(name) { name, sizeof name - 1 }
+static const struct {
+	const char *name;
+	size_t len;
+} box_fields[] = {
+	BOX_FIELD("id"), BOX_FIELD("url"), BOX_FIELD("pop"), BOX_FIELD("region"),
+	BOX_FIELD("lat"), BOX_FIELD("lon"), BOX_FIELD("asn"), BOX_FIELD("uplink_bps"),
+	BOX_FIELD("egress_bps"), BOX_FIELD("conns"), BOX_FIELD("ttfb_ms"), BOX_FIELD("status"),
+	BOX_FIELD("ts_ms"), BOX_FIELD("cache_objects"), BOX_FIELD("inv_ver"),
 };
 
 static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg);
@@ -741,7 +741,6 @@ static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg
  * string would allocate each argument. */
 static int box_hmget(struct ec_redis *r, struct sync_slot *slot, const char *id)
 {
-	static size_t field_len[EC_ARRAY_LEN(box_fields)];
 	const char *argv[2 + EC_ARRAY_LEN(box_fields)];
 	size_t argvlen[2 + EC_ARRAY_LEN(box_fields)], i;
 	char key[sizeof "echos:box:{}" + EC_TOKEN_BOX_MAX];
@@ -754,10 +753,8 @@ static int box_hmget(struct ec_redis *r, struct sync_slot *slot, const char *id)
 	argv[1] = key;
 	argvlen[1] = (size_t)n;
 	for (i = 0; i < EC_ARRAY_LEN(box_fields); i++) {
-		if (!field_len[i])
-			field_len[i] = strlen(box_fields[i]);
-		argv[2 + i] = box_fields[i];
-		argvlen[2 + i] = field_len[i];
+		argv[2 + i] = box_fields[i].name;
+		argvlen[2 + i] = box_fields[i].len;
 	}
 	return ec_redis_commandv(r, on_box_reply, slot, (int)(2 + i), argv, argvlen);
 }
@@ -795,8 +792,8 @@ static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg
 				bad = 1;
 				break;
 			}
-			kv[nkv] = box_fields[i];
-			kvlen[nkv++] = strlen(box_fields[i]);
+			kv[nkv] = box_fields[i].name;
+			kvlen[nkv++] = box_fields[i].len;
 			kv[nkv] = e->str;
 			kvlen[nkv++] = e->len;
 		}
@@ -842,6 +839,7 @@ struct sync_order {
 	uint64_t pop;   /* UINT64_MAX: not in the current table, or an invalid member */
 	size_t m;       /* member index in the ZRANGEBYSCORE reply */
 	long j;         /* row in the current table, or -1 */
+	int is_valid;   /* the member is a box id */
 };
 
 static int sync_order_cmp(const void *a, const void *b)
@@ -901,10 +899,11 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 		const struct redisReply *m = reply->element[2 * i];
 		char id[EC_TOKEN_BOX_MAX + 1];
 
-		order[i] = (struct sync_order){ UINT64_MAX, i, -1 };
+		order[i] = (struct sync_order){ UINT64_MAX, i, -1, 0 };
 		if (m->type != REDIS_REPLY_STRING ||
 		    !is_valid_name(m->str, m->len, EC_TOKEN_BOX_MAX))
 			continue;
+		order[i].is_valid = 1;
 		memcpy(id, m->str, m->len);
 		id[m->len] = '\0';
 		order[i].j = rdr_table_find(s->owner->cur, id);
@@ -920,8 +919,7 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 		m = reply->element[2 * i];
 		s->slots[k].sync = s;
 		s->slots[k].i = k;
-		if (m->type != REDIS_REPLY_STRING ||
-		    !is_valid_name(m->str, m->len, EC_TOKEN_BOX_MAX)) {
+		if (!order[k].is_valid) {
 			boxes_log_malformed(s->owner, "(invalid id)",
 			                    "member of echos:{boxes} is not a box id");
 			continue;
