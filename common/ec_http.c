@@ -1042,6 +1042,10 @@ static void conn_hold(struct ec_http_conn *c)
 		c->srv->now_us = 0; /* a new callback reads the clock afresh */
 }
 
+/* Rounds of push, settle and close callbacks one release makes before it leaves the
+ * rest to the next turn of the loop. */
+#define CONN_RELEASE_ROUNDS 64
+
 /* Leaves a callback: with nothing else on the stack, does the deferred work - flushes
  * h2 frames, runs close callbacks, moves h1 to its next request - and frees c when it
  * is closing. */
@@ -1055,7 +1059,7 @@ static void conn_release(struct ec_http_conn *c)
 		c->hold--;
 		return;
 	}
-	for (guard = 0; guard < 64 && !c->is_closing; guard++) {
+	for (guard = 0; guard < CONN_RELEASE_ROUNDS && !c->is_closing; guard++) {
 		int flushed = 1;
 		if (c->is_direct && !c->is_linger) {
 			flushed = conn_push_out(c, 0);
@@ -1082,10 +1086,14 @@ static void conn_release(struct ec_http_conn *c)
 			rq_recycle(c->srv, rq);
 		}
 	}
-	/* the guard ran out while a producer kept refilling a socket that keeps up: its
-	 * next drain callback runs on the next turn of the loop, after other events */
-	if (!c->is_closing && c->is_direct && !c->is_linger && conn_push_out(c, 0) &&
-	    c->proto == EC_HTTP_CONN_H1 && ec_http_h1_drain_due(c))
+	/* The guard ran out: a producer kept refilling a socket that keeps up, or a reader
+	 * that lags took pipelined answers a little at a time. The rest - a drain callback,
+	 * an answered request to settle and the next one to start - runs on the next turn of
+	 * the loop, after other events. Output still queued needs nothing here: the write
+	 * event is armed while it waits, and writing it belongs in a round, whose settle
+	 * then sees the answer out (a write after the last round would leave it unsettled,
+	 * with the requests pipelined behind it waiting for an event that never comes). */
+	if (guard == CONN_RELEASE_ROUNDS && !c->is_closing)
 		ec_http_conn_schedule(c);
 	if (!c->is_closing && c->is_shutdown && !c->is_linger &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)

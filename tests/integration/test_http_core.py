@@ -370,6 +370,52 @@ def test_h1_small_responses_to_a_reader_that_lags(srv):
     srv.assert_healthy()
 
 
+def test_h1_pipelined_answers_to_readers_that_drain_bit_by_bit(srv):
+    # Readers that keep taking a little at a time give the socket room between two
+    # writes of one pass: an answer whose last bytes leave then must still let the next
+    # pipelined request start (it once waited for an event that never came). Four
+    # connections at once, each reading 1 KiB at a time while its requests pour in.
+    n_conns, n_reqs = 4, 1500
+    errors = []
+
+    def one(k):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.ports[0]))
+        s.settimeout(10)
+        reqs = [(700 + 131 * ((i + k) % 40), i + 1000 * k) for i in range(n_reqs)]
+        data = b"".join(b"GET /pmem?len=%d&seed=%d HTTP/1.1\r\nHost: x\r\n\r\n" % r
+                        for r in reqs)
+        sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+        sender.start()
+        done = 0
+        try:
+            rd = H1Reader(s)
+            rd._fill = lambda: _fill_small(rd)
+            for n, seed in reqs:
+                st, _, body = rd.response()
+                assert st == 200 and body == pstream_body(seed, n), (k, n, seed)
+                done += 1
+        except Exception as e:  # noqa: reported below with the count
+            errors.append(f"conn {k}: {done} of {n_reqs} answers, then {e!r}")
+        sender.join(10)
+        s.close()
+
+    def _fill_small(rd):
+        chunk = rd.s.recv(1024)
+        if not chunk:
+            raise EOFError("connection closed")
+        rd.buf += chunk
+
+    ts = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(n_conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors
+    srv.assert_healthy()
+
+
 def test_h1_http10_closes_unless_keep_alive(srv):
     s = connect(srv.ports[0])
     s.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
