@@ -138,26 +138,6 @@ const char *ec_http_date(struct ec_http_server *s)
 	return s->date;
 }
 
-/* Returns scratch space of at least n bytes owned by the server, valid until the next
- * call; NULL on allocation failure. */
-char *ec_http_scratch(struct ec_http_server *s, size_t n)
-{
-	char *p;
-	size_t cap;
-
-	if (n <= s->scratch_cap)
-		return s->scratch;
-	cap = s->scratch_cap ? s->scratch_cap : 4096;
-	while (cap < n)
-		cap *= 2;
-	p = realloc(s->scratch, cap);
-	if (!p)
-		return NULL;
-	s->scratch = p;
-	s->scratch_cap = cap;
-	return p;
-}
-
 /* Appends n bytes to a connection's output in chains sized for them. evbuffer_add sizes a
  * new chain after the last one, and a file-segment chain "measures" its file offset plus
  * length: a 9-byte frame header after a frame of a large file would otherwise allocate
@@ -1892,7 +1872,6 @@ void ec_http_server_free(struct ec_http_server *s)
 		event_free(s->work_ev);
 	SSL_CTX_free(s->ssl_ctx);
 	ec_http_h2_teardown(s);
-	free(s->scratch);
 	free(s->m_names);
 	s->magic = 0;
 	free(s);

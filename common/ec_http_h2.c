@@ -522,22 +522,14 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 /* ------------------------------------------------------------------------------------ */
 /* responses */
 
-static int has_upper(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (s[i] >= 'A' && s[i] <= 'Z')
-			return 1;
-	return 0;
-}
-
 #define NV(nm, nml, val, vall)                                                                \
 	((nghttp2_nv){ (uint8_t *)(uintptr_t)(nm), (uint8_t *)(uintptr_t)(val), (nml), (vall), \
 	               NGHTTP2_NV_FLAG_NONE })
 
 /* Submits the response headers, with the request's data source when has_body. clen >= 0
- * adds content-length. Returns 0, EC_ENOMEM or EC_ECLOSED (stream gone). */
+ * adds content-length. Names go in as given: nghttp2_submit_response copies every name
+ * and value and lower-cases the names (nghttp2.h), so a lower-casing pass here would
+ * only do that work twice. Returns 0, EC_ENOMEM or EC_ECLOSED (stream gone). */
 int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
                        size_t n_hdrs, int64_t clen, int has_body)
 {
@@ -545,22 +537,18 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	struct ec_http_server *s = c->srv;
 	nghttp2_nv nvstack[32], *nv = nvstack;
 	nghttp2_data_provider prd;
-	char st[4], cl[24], *low = NULL;
-	size_t n = 0, i, nl, vl, lowlen = 0;
+	char st[4], cl[24];
+	size_t n = 0, i, nl, vl;
 	uint32_t lens[32][2]; /* headers 0..31: lengths, or name length 0 when skipped */
 	int r;
 
 	for (i = 0; i < n_hdrs; i++) {
 		int skip = ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1);
-		if (!skip && has_upper(hdrs[i].name, nl))
-			lowlen += nl;
 		if (i < EC_ARRAY_LEN(lens)) {
 			lens[i][0] = skip || nl > UINT32_MAX ? 0 : (uint32_t)nl;
 			lens[i][1] = vl > UINT32_MAX ? 0 : (uint32_t)vl;
 		}
 	}
-	if (lowlen && !(low = ec_http_scratch(s, lowlen)))
-		return EC_ENOMEM;
 	if (n_hdrs + 3 > EC_ARRAY_LEN(nvstack)) {
 		nv = malloc((n_hdrs + 3) * sizeof *nv);
 		if (!nv)
@@ -577,7 +565,6 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		             (size_t)(ec_put_dec(cl, (uint64_t)clen) - cl));
 	}
 	for (i = 0; i < n_hdrs; i++) {
-		const char *name = hdrs[i].name;
 		if (i < EC_ARRAY_LEN(lens)) {
 			if (!(nl = lens[i][0]))
 				continue;
@@ -585,16 +572,7 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1)) {
 			continue;
 		}
-		if (has_upper(name, nl)) {
-			size_t j;
-			for (j = 0; j < nl; j++) {
-				char ch = name[j];
-				low[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-			}
-			name = low;
-			low += nl;
-		}
-		nv[n++] = NV(name, nl, hdrs[i].value, vl);
+		nv[n++] = NV(hdrs[i].name, nl, hdrs[i].value, vl);
 	}
 	prd.source.ptr = rq;
 	prd.read_callback = on_data_read;

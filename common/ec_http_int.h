@@ -276,9 +276,6 @@ struct ec_http_server {
 	/* Date header, formatted once per second */
 	time_t date_sec;
 	char date[32];
-	/* scratch space for building h2 header lists (nghttp2 copies them) */
-	char *scratch;
-	size_t scratch_cap;
 	/* nghttp2 setup shared by every session */
 	nghttp2_session_callbacks *h2_cbs;
 	nghttp2_option *h2_opt;
@@ -322,7 +319,6 @@ void ec_http_reject(struct ec_http_server *s, enum ec_http_rej why);
 void ec_http_log_refusal(struct ec_http_conn *c, uint64_t id, int status, const char *msg);
 const char *ec_http_date(struct ec_http_server *s);
 int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen, int is_h2);
-char *ec_http_scratch(struct ec_http_server *s, size_t n);
 int ec_http_out_add(struct evbuffer *out, const void *p, size_t n);
 int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);
 /* The same for a file segment just added: its header bytes go out with its first bytes. */

@@ -452,28 +452,28 @@ static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
 	return len;
 }
 
+/* A 302 with no body (Content-Length: 0): players and browsers follow Location and never
+ * show a redirect's text, so a body would only add bytes to every redirect, and on h2 a
+ * DATA frame. */
 static void serve_redirect(struct ec_http_req *req, const char *location, size_t loc_len,
                            const char *dbg_name, const char *dbg_value, const char *link,
                            size_t link_len)
 {
-	static const char body[] = "302 Found\n";
-	struct ec_http_header h[7];
-	size_t n = 6;
+	struct ec_http_header h[6];
+	size_t n = 5;
 
 	/* every name is a literal token: EC_HTTP_HDR_NAME_OK spares the per-request check */
 	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len, EC_HTTP_HDR_NAME_OK };
 	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8, EC_HTTP_HDR_NAME_OK };
 	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1,
 	                                EC_HTTP_HDR_NAME_OK };
-	h[3] = (struct ec_http_header){ "Content-Type", 12, "text/plain; charset=utf-8", 25,
+	h[3] = (struct ec_http_header){ dbg_name, strlen(dbg_name), dbg_value, 0,
 	                                EC_HTTP_HDR_NAME_OK };
-	h[4] = (struct ec_http_header){ dbg_name, strlen(dbg_name), dbg_value, 0,
-	                                EC_HTTP_HDR_NAME_OK };
-	h[5] = (struct ec_http_header){ "Access-Control-Expose-Headers", 29,
+	h[4] = (struct ec_http_header){ "Access-Control-Expose-Headers", 29,
 	                                "Echos-Box, Echos-Miss, Link", 27, EC_HTTP_HDR_NAME_OK };
 	if (link_len > 0)
 		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len, EC_HTTP_HDR_NAME_OK };
-	ec_http_respond(req, 302, h, n, body, sizeof body - 1);
+	ec_http_respond(req, 302, h, n, NULL, 0);
 }
 
 /* The client address: the socket's, or the forwarded one when the peer is a trusted

@@ -269,6 +269,63 @@ def test_redirect_over_h1_h2c_and_tls_h2_with_verifiable_token(procs, tmp_path, 
     assert m["echos_redirector_boxes"] == 2
 
 
+def test_redirect_has_no_body_and_h2_field_names_arrive_lowercase(procs, tmp_path, redis,
+                                                                boxes):
+    """A redirect is a 302 with Content-Length: 0 and nothing after the head (two on one
+    kept-alive HTTP/1.1 connection come back to back); over h2 it is one HEADERS frame
+    that ends the stream, with every field name lowercase (a strict h2 client refuses
+    anything else)."""
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+
+    with socket.create_connection(("127.0.0.1", rdr.port), timeout=5) as s:
+        req = b"GET /v/a.ts HTTP/1.1\r\nHost: x\r\n\r\n"
+        s.sendall(req + req)
+        buf = b""
+        deadline = time.monotonic() + 5
+        while buf.count(b"\r\n\r\n") < 2 and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        heads = buf.split(b"\r\n\r\n")
+        assert len(heads) == 3 and heads[2] == b"", buf
+        for head in heads[:2]:
+            lines = head.decode().split("\r\n")
+            assert lines[0] == "HTTP/1.1 302 Found", head
+            fields = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+            assert fields["content-length"] == "0" and "content-type" not in fields
+            assert fields["echos-box"] == "box-a1" and fields["location"]
+
+    with socket.create_connection(("127.0.0.1", rdr.port), timeout=5) as s:
+        c = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8", validate_inbound_headers=True))
+        c.initiate_connection()
+        c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/v/a.ts"),
+                           (":authority", "x")], end_stream=True)
+        s.sendall(c.data_to_send())
+        events, deadline = [], time.monotonic() + 5
+        while not any(isinstance(e, h2.events.StreamEnded) for e in events) \
+                and time.monotonic() < deadline:
+            data = s.recv(65536)
+            if not data:
+                break
+            events += c.receive_data(data)  # raises on an uppercase field name
+        resp = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        assert len(resp) == 1 and resp[0].stream_ended is not None, events
+        assert not [e for e in events if isinstance(e, h2.events.DataReceived)]
+        fields = dict(resp[0].headers)
+        assert fields[":status"] == "302" and fields["content-length"] == "0"
+        assert fields["echos-box"] == "box-a1" and fields["location"].startswith(BOX_A[1])
+        assert all(k == k.lower() for k, _ in resp[0].headers), resp[0].headers
+
+
 def test_client_lands_on_the_box_of_its_pop(procs, tmp_path, redis, boxes):
     add_ab(boxes)
     rdr = Rdr(procs, tmp_path, redis.addr)
