@@ -417,48 +417,65 @@ int ec_token_scope_of(const char *path, size_t path_len, const struct ec_token_c
 
 /* ---- canonical string and MAC ---------------------------------------------------------- */
 
-/* HMAC-SHA256 with the MAC fetched once and the context of the last key kept keyed: the
- * one-shot HMAC() looks the algorithm up by name, under a lock, on every call. */
+/* Keyed HMAC contexts kept per thread, direct-mapped by the key's first bytes (keys are
+ * HKDF output, so those bytes are uniform). A redirector signs for the boxes of the
+ * client's PoP in turn: keying a context costs two SHA-256 blocks and OpenSSL's
+ * parameter handling, a restart of a keyed one only a copy of its inner state. */
+#define HMAC_SLOTS 128
+
+struct hmac_slot {
+	EVP_MAC_CTX *ctx;
+	size_t keylen; /* 0: not keyed */
+	uint8_t key[EC_TOKEN_MASTER_MAX];
+};
+
+/* HMAC-SHA256 with the MAC fetched once and a keyed context per recent key: the one-shot
+ * HMAC() looks the algorithm up by name, under a lock, and keys afresh on every call. */
 static int hmac_sha256(const uint8_t *key, size_t keylen, const void *msg, size_t msglen,
                        uint8_t out[TOKEN_MAC_LEN])
 {
 	static _Thread_local EVP_MAC *mac;
-	static _Thread_local EVP_MAC_CTX *ctx;
-	static _Thread_local uint8_t ckey[EC_TOKEN_MASTER_MAX];
-	static _Thread_local size_t ckeylen;
+	static _Thread_local struct hmac_slot *slots;
+	struct hmac_slot *sl;
+	uint64_t h = 0;
 	size_t n = 0;
 	int ok;
 
-	if (keylen == 0 || keylen > sizeof ckey)
+	if (keylen == 0 || keylen > sizeof sl->key)
 		return EC_EINVAL;
-	if (!ctx) {
+	if (!slots && !(slots = calloc(HMAC_SLOTS, sizeof *slots)))
+		return EC_ENOMEM;
+	memcpy(&h, key, keylen < sizeof h ? keylen : sizeof h);
+	sl = &slots[(h ^ h >> 29 ^ keylen) % HMAC_SLOTS];
+	if (!sl->ctx) {
 		if (!mac && !(mac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
 			return EC_EINVAL;
-		if (!(ctx = EVP_MAC_CTX_new(mac)))
+		if (!(sl->ctx = EVP_MAC_CTX_new(mac)))
 			return EC_ENOMEM;
-		ckeylen = 0;
+		sl->keylen = 0;
 	}
-	if (keylen == ckeylen && CRYPTO_memcmp(key, ckey, keylen) == 0) {
-		ok = EVP_MAC_init(ctx, NULL, 0, NULL) == 1; /* same key: restart */
+	if (keylen == sl->keylen && CRYPTO_memcmp(key, sl->key, keylen) == 0) {
+		ok = EVP_MAC_init(sl->ctx, NULL, 0, NULL) == 1; /* same key: restart */
 	} else {
 		OSSL_PARAM params[] = {
 			OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
 			OSSL_PARAM_construct_end(),
 		};
-		ok = EVP_MAC_init(ctx, key, keylen, params) == 1;
+		ok = EVP_MAC_init(sl->ctx, key, keylen, params) == 1;
 		if (ok) {
-			memcpy(ckey, key, keylen);
-			ckeylen = keylen;
+			memcpy(sl->key, key, keylen);
+			sl->keylen = keylen;
 		} else {
-			ckeylen = 0;
+			sl->keylen = 0;
 		}
 	}
-	ok = ok && EVP_MAC_update(ctx, msg, msglen) == 1 &&
-	     EVP_MAC_final(ctx, out, &n, TOKEN_MAC_LEN) == 1 && n == TOKEN_MAC_LEN;
+	ok = ok && EVP_MAC_update(sl->ctx, msg, msglen) == 1 &&
+	     EVP_MAC_final(sl->ctx, out, &n, TOKEN_MAC_LEN) == 1 && n == TOKEN_MAC_LEN;
 	if (!ok) {
 		/* start over with a fresh context next time */
-		EVP_MAC_CTX_free(ctx);
-		ctx = NULL;
+		EVP_MAC_CTX_free(sl->ctx);
+		sl->ctx = NULL;
+		sl->keylen = 0;
 		return EC_EINVAL;
 	}
 	return 0;

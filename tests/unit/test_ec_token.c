@@ -583,6 +583,41 @@ static void test_mac_covers_documented_canonical_string(void **state)
 	assert_string_equal(strrchr(tok, '~') + 1, b64);
 }
 
+/* Keyed HMAC contexts are kept per key: many keys in turn (more than the contexts kept,
+ * some alike in their first bytes so they land on one context) each get the MAC
+ * OpenSSL's one-shot HMAC gives under that key, round after round. */
+static void test_mac_under_many_keys_in_turn(void **state)
+{
+	const char *canon = "echos-token-v1\n5\n1700003600\nbox-a\nd\n/v/ab/\n192.0.2.0/24\n";
+	static uint8_t keys[300][32];
+	struct ec_token_claims c;
+	uint64_t x = 0x243f6a8885a308d3ull;
+	int k, round;
+
+	(void)state;
+	for (k = 0; k < 300; k++)
+		for (int b = 0; b < 32; b++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			keys[k][b] = (uint8_t)(x >> 56);
+		}
+	for (k = 0; k < 300; k += 3) /* every third key shares its first 16 bytes with key 0 */
+		memcpy(keys[k], keys[0], 16);
+	c = claims_of(5, 1700003600, "box-a", 2, "192.0.2.0/24");
+	for (round = 0; round < 3; round++)
+		for (k = 0; k < 300; k++) {
+			int i = (k * 7 + round) % 300; /* a different order each round */
+			unsigned char mac[32];
+			unsigned int maclen = 32;
+			char tok[300], b64[64];
+
+			assert_true(ec_token_sign(keys[i], &c, "/v/ab/x.ts", 10, tok, sizeof tok) > 0);
+			HMAC(EVP_sha256(), keys[i], 32, (const unsigned char *)canon, strlen(canon),
+			     mac, &maclen);
+			ec_b64url_encode(mac, 32, b64, sizeof b64);
+			assert_string_equal(strrchr(tok, '~') + 1, b64);
+		}
+}
+
 /* Verification answers are computed again for every key: after a token verified under
  * kid 1, the same token against a keyring whose kid 1 is another key is refused, and
  * verifies again under the first (rotation never reuses a MAC of another key). */
@@ -637,6 +672,7 @@ int main(void)
 	ADD(test_token_text_is_canonical, "token text has the documented layout");
 	ADD(test_mac_covers_documented_canonical_string,
 	    "the MAC covers the documented canonical string");
+	ADD(test_mac_under_many_keys_in_turn, "many keys in turn each get their own MAC");
 	assert_true(n <= LEN(tests));
 	return _cmocka_run_group_tests("ec_token", tests, n, NULL, NULL);
 }
