@@ -48,7 +48,9 @@ struct ec_http_header {
 /* A response header whose name is a string literal the caller vouches for: a token
  * (RFC 9110) and none of the names the server writes itself (Date, Content-Length,
  * Transfer-Encoding, Connection, Keep-Alive, TE, Upgrade, Proxy-Connection). The server
- * then checks only the value. Sanitizer builds (make check) verify the claim. */
+ * then checks only the value, and on h2 keeps a lowercase copy of the name by the
+ * literal's address for every later response (so the name must never be a buffer that
+ * is reused). Sanitizer builds (make check) verify the claim. */
 #define EC_HTTP_HDR_NAME_OK 1u
 
 /* A request as the handler sees it. All pointers are owned by the server and valid until

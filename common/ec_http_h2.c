@@ -522,14 +522,41 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 /* ------------------------------------------------------------------------------------ */
 /* responses */
 
-#define NV(nm, nml, val, vall)                                                                \
+#define NV_FLAGS(nm, nml, val, vall, fl)                                                      \
 	((nghttp2_nv){ (uint8_t *)(uintptr_t)(nm), (uint8_t *)(uintptr_t)(val), (nml), (vall), \
-	               NGHTTP2_NV_FLAG_NONE })
+	               (fl) })
+#define NV(nm, nml, val, vall) NV_FLAGS(nm, nml, val, vall, NGHTTP2_NV_FLAG_NONE)
+
+/* The lowercase copy of an EC_HTTP_HDR_NAME_OK name, kept for the server's life by the
+ * literal's address (the flag promises a string literal), or NULL when its slot holds
+ * another name or memory is short: the name is then copied and lower-cased by nghttp2
+ * as usual. nghttp2 takes such a copy by reference (NGHTTP2_NV_FLAG_NO_COPY_NAME) instead
+ * of copying and lower-casing the name for every response. */
+static const char *h2_name_lc(struct ec_http_server *s, const char *name, size_t len)
+{
+	size_t k = (size_t)(((uintptr_t)name * 0x9E3779B97F4A7C15ull) >> 40) % EC_HTTP_H2_LC_SLOTS;
+	char *lc;
+
+	if (s->h2_lc[k].name == name && s->h2_lc[k].len == len)
+		return s->h2_lc[k].lc;
+	if (s->h2_lc[k].name || !(lc = malloc(len + 1)))
+		return NULL;
+	for (size_t j = 0; j < len; j++) {
+		char ch = name[j];
+		lc[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+	}
+	lc[len] = '\0';
+	s->h2_lc[k].name = name;
+	s->h2_lc[k].len = len;
+	s->h2_lc[k].lc = lc;
+	return lc;
+}
 
 /* Submits the response headers, with the request's data source when has_body. clen >= 0
- * adds content-length. Names go in as given: nghttp2_submit_response copies every name
- * and value and lower-cases the names (nghttp2.h), so a lower-casing pass here would
- * only do that work twice. Returns 0, EC_ENOMEM or EC_ECLOSED (stream gone). */
+ * adds content-length. nghttp2_submit_response copies every value, and every name not
+ * flagged NGHTTP2_NV_FLAG_NO_COPY_NAME, lower-casing the names it copies (nghttp2.h);
+ * names we hold lowercase for good (literals, h2_name_lc) go by reference. Returns 0,
+ * EC_ENOMEM or EC_ECLOSED (stream gone). */
 int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
                        size_t n_hdrs, int64_t clen, int has_body)
 {
@@ -538,6 +565,7 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	nghttp2_nv nvstack[32], *nv = nvstack;
 	nghttp2_data_provider prd;
 	char st[4], cl[24];
+	const char *lc;
 	size_t n = 0, i, nl, vl;
 	uint32_t lens[32][2]; /* headers 0..31: lengths, or name length 0 when skipped */
 	int r;
@@ -558,11 +586,13 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	st[1] = (char)('0' + status / 10 % 10);
 	st[2] = (char)('0' + status % 10);
 	st[3] = '\0';
-	nv[n++] = NV(":status", 7, st, 3);
-	nv[n++] = NV("date", 4, ec_http_date(s), 29);
+	/* literal lowercase names: nghttp2 takes them by reference */
+	nv[n++] = NV_FLAGS(":status", 7, st, 3, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+	nv[n++] = NV_FLAGS("date", 4, ec_http_date(s), 29, NGHTTP2_NV_FLAG_NO_COPY_NAME);
 	if (clen >= 0) {
-		nv[n++] = NV("content-length", 14, cl,
-		             (size_t)(ec_put_dec(cl, (uint64_t)clen) - cl));
+		nv[n++] = NV_FLAGS("content-length", 14, cl,
+		                   (size_t)(ec_put_dec(cl, (uint64_t)clen) - cl),
+		                   NGHTTP2_NV_FLAG_NO_COPY_NAME);
 	}
 	for (i = 0; i < n_hdrs; i++) {
 		if (i < EC_ARRAY_LEN(lens)) {
@@ -572,7 +602,11 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1)) {
 			continue;
 		}
-		nv[n++] = NV(hdrs[i].name, nl, hdrs[i].value, vl);
+		lc = hdrs[i].flags & EC_HTTP_HDR_NAME_OK ? h2_name_lc(s, hdrs[i].name, nl) : NULL;
+		if (lc)
+			nv[n++] = NV_FLAGS(lc, nl, hdrs[i].value, vl, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+		else
+			nv[n++] = NV(hdrs[i].name, nl, hdrs[i].value, vl);
 	}
 	prd.source.ptr = rq;
 	prd.read_callback = on_data_read;
@@ -683,6 +717,10 @@ int ec_http_h2_setup(struct ec_http_server *s)
 
 void ec_http_h2_teardown(struct ec_http_server *s)
 {
+	for (size_t i = 0; i < EC_ARRAY_LEN(s->h2_lc); i++) {
+		free(s->h2_lc[i].lc);
+		s->h2_lc[i].name = s->h2_lc[i].lc = NULL;
+	}
 	if (s->h2_cbs)
 		nghttp2_session_callbacks_del(s->h2_cbs);
 	if (s->h2_opt)

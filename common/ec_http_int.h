@@ -46,6 +46,7 @@
 #define EC_HTTP_H2_READ_AHEAD  (32u * 1024) /* file bytes read at once for such frames */
 #define EC_HTTP_H2_COPY_WATER  (128u * 1024)
 #define EC_HTTP_H2_BATCH       (64u * 1024)
+#define EC_HTTP_H2_LC_SLOTS 32 /* response names kept lowercase for nghttp2 */
 
 /* Why a request or connection was refused; one counter each. */
 enum ec_http_rej {
@@ -279,6 +280,13 @@ struct ec_http_server {
 	/* nghttp2 setup shared by every session */
 	nghttp2_session_callbacks *h2_cbs;
 	nghttp2_option *h2_opt;
+	/* lowercase copies of EC_HTTP_HDR_NAME_OK names, by the literal's address, that
+	 * nghttp2 takes by reference (ec_http_h2.c h2_name_lc) */
+	struct {
+		const char *name;
+		size_t len;
+		char *lc;
+	} h2_lc[EC_HTTP_H2_LC_SLOTS];
 	/* metrics (NULL without a registry) */
 	struct ec_metric *m_accepted, *m_req_h1, *m_req_h2;
 	struct ec_metric *m_rej[EC_HTTP_REJ_N_];
