@@ -583,6 +583,22 @@ static void test_mac_covers_documented_canonical_string(void **state)
 	assert_string_equal(strrchr(tok, '~') + 1, b64);
 }
 
+/* Every byte value inside a segment: refused exactly when it is a control, DEL, a
+ * backslash or a '%' without two hex digits after it; anything else (non-ASCII too) is
+ * the caller's business. */
+static void test_path_check_every_byte(void **state)
+{
+	(void)state;
+	for (int b = 0; b < 256; b++) {
+		char p[4] = { '/', 'a', (char)b, 'b' };
+		int bad = b < 0x20 || b == 0x7f || b == '\\' || b == '%';
+		const char *why = NULL;
+
+		assert_int_equal(ec_token_path_check(p, 4, &why), bad ? EC_EINVAL : 0);
+		assert_true(bad == (why != NULL));
+	}
+}
+
 /* Keyed HMAC contexts are kept per key: many keys in turn (more than the contexts kept,
  * some alike in their first bytes so they land on one context) each get the MAC
  * OpenSSL's one-shot HMAC gives under that key, round after round. */
@@ -673,6 +689,7 @@ int main(void)
 	ADD(test_mac_covers_documented_canonical_string,
 	    "the MAC covers the documented canonical string");
 	ADD(test_mac_under_many_keys_in_turn, "many keys in turn each get their own MAC");
+	ADD(test_path_check_every_byte, "a path byte is refused exactly when the rules say");
 	assert_true(n <= LEN(tests));
 	return _cmocka_run_group_tests("ec_token", tests, n, NULL, NULL);
 }
