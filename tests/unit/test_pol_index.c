@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "pol_index.h"
+#include "pol_rank.h"
 #include "pol_score.h"
 
 /* Rows start from a healthy default and override a few fields. */
@@ -153,6 +154,90 @@ static void check_random_tables(size_t n, unsigned tables, unsigned queries, uin
 		pol_index_free(x);
 		free(boxes);
 	}
+}
+
+/* The best and second-best boxes by a plain search over every eligible box in reach,
+ * ranked with pol_rank_better: a reference for the two the walk keeps as it goes
+ * (pol_rank_offer), which shares nothing with it but the per-box helpers. */
+static void best_two_by_search(const struct pol_box *boxes, size_t n, const struct pol_query *q,
+                               int32_t *best, int32_t *alt)
+{
+	const struct pol_sla *sla = q->sla;
+	enum pol_class worst = sla->max_class;
+	struct pol_geo_q g = pol_rank_geo_q(q->client, sla->max_distance_km);
+	struct pol_rank *r = calloc(n ? n : 1, sizeof *r), b = POL_RANK_NONE, a = POL_RANK_NONE;
+	size_t m = 0;
+
+	assert_non_null(r);
+	if ((unsigned)worst >= POL_CLASS_COUNT_)
+		worst = POL_CLASS_ANY;
+	for (size_t i = 0; i < n; i++) {
+		enum pol_miss why;
+		enum pol_class cls;
+		double load = 0;
+		int holds;
+
+		if (!pol_rank_eligible(&boxes[i], sla, q->now_ms, &why, &load))
+			continue;
+		cls = pol_rank_proximity(&boxes[i], q->client, worst, &g, NULL);
+		if (cls > worst)
+			continue;
+		holds = q->n_holders > 0 && pol_rank_is_holder(q, i);
+		r[m].head = (uint32_t)cls << 1 | (holds ? 0u : 1u);
+		r[m].lane = n > POL_LANES_MIN_BOXES && cls == POL_CLASS_ANY && !holds
+		          ? pol_rank_lane_score(q->obj_hash, pol_rank_lane_of(boxes[i].id_hash)) : 0;
+		r[m].bucket = pol_rank_bucket(&boxes[i], load);
+		r[m].rdv = pol_rank_rdv(q->obj_hash, boxes[i].id_hash);
+		r[m].idx = (int32_t)i;
+		m++;
+	}
+	for (size_t k = 0; k < m; k++)
+		if (pol_rank_better(&r[k], &b))
+			b = r[k];
+	for (size_t k = 0; k < m; k++)
+		if (r[k].idx != b.idx && pol_rank_better(&r[k], &a))
+			a = r[k];
+	*best = b.idx;
+	*alt = a.idx;
+	free(r);
+}
+
+/* The walk keeps exactly the two best (the search above), on tables small and large,
+ * with lanes and without, busy and idle. */
+static void test_walk_keeps_the_two_best_by_search(void **state)
+{
+	static const size_t sizes[] = { 1, 2, 5, 40, 300, 1500 };
+
+	(void)state;
+	rng_state = 77;
+	for (size_t s = 0; s < LEN(sizes); s++)
+		for (unsigned t = 0; t < 20; t++) {
+			size_t n = sizes[s];
+			struct pol_box *boxes = calloc(n, sizeof *boxes);
+
+			assert_non_null(boxes);
+			for (size_t i = 0; i < n; i++)
+				rnd_box(&boxes[i], i);
+			for (unsigned k = 0; k < 50; k++) {
+				struct pol_client c;
+				struct pol_sla sla;
+				uint32_t holders[4];
+				struct pol_query q = { &c, rnd(), &sla, NOW, holders, rnd_below(5) };
+				struct pol_choice ch;
+				int32_t best, alt;
+
+				rnd_client(&c);
+				rnd_sla(&sla);
+				for (size_t h = 0; h < q.n_holders; h++)
+					holders[h] = (uint32_t)rnd_below((unsigned)n);
+				pol_score_choose_q(boxes, n, &q, &ch);
+				best_two_by_search(boxes, n, &q, &best, &alt);
+				if (ch.box != best || ch.alt != alt)
+					fail_msg("n=%zu: walk box %d alt %d, search box %d alt %d", n,
+					         ch.box, ch.alt, best, alt);
+			}
+			free(boxes);
+		}
 }
 
 static void test_index_equals_linear_on_small_tables(void **state)
@@ -381,6 +466,7 @@ static void test_empty_index_is_no_box(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_walk_keeps_the_two_best_by_search),
 		cmocka_unit_test(test_index_equals_linear_on_small_tables),
 		cmocka_unit_test(test_index_equals_linear_on_tables_without_lanes),
 		cmocka_unit_test(test_index_equals_linear_on_tables_with_lanes),
