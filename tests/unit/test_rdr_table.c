@@ -72,6 +72,18 @@ static const struct parse_row parse_rows[] = {
 	{ "nan longitude is refused", { GOOD, "lat", "1", "lon", "nan" }, 0, "lon" },
 	{ "pop with a slash is refused", { GOOD, "pop", "a/b" }, 0, "pop" },
 	{ "conns over 32 bits is refused", { GOOD, "conns", "4294967296" }, 0, "conns" },
+	{ "uplink over 64 bits is refused", { GOOD, "uplink_bps", "18446744073709551616" }, 0,
+	  "uplink_bps" },
+	{ "uplink with a sign is refused", { GOOD, "uplink_bps", "+5" }, 0, "uplink_bps" },
+	{ "uplink with a leading space is refused", { GOOD, "uplink_bps", " 5" }, 0,
+	  "uplink_bps" },
+	{ "empty uplink is refused", { GOOD, "uplink_bps", "" }, 0, "uplink_bps" },
+	{ "hex uplink is refused", { GOOD, "uplink_bps", "0x10" }, 0, "uplink_bps" },
+	{ "uplink with leading zeros parses", { GOOD, "uplink_bps", "000000000000000000000000010" },
+	  1, NULL },
+	{ "url of a scheme prefix only is refused",
+	  { "id", "b1", "url", "https:/", "uplink_bps", "1", "status", "up", "ts_ms", "5" },
+	  0, "url" },
 };
 
 static void test_parse(void **state)
