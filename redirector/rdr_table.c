@@ -153,12 +153,11 @@ static int table_double(const char *v, size_t len, double lo, double hi, double 
 /* A base URL viewers can be sent to: http(s)://, printable, no query or fragment. */
 static int table_url(const char *v, size_t len, struct rdr_box *row)
 {
-	size_t i;
+	size_t i, scheme = len >= 7 && memcmp(v, "http://", 7) == 0    ? 7
+	                 : len >= 8 && memcmp(v, "https://", 8) == 0 ? 8
+	                                                              : 0;
 
-	if (table_cstr(v, len, row->url, sizeof row->url) != 0)
-		return -1;
-	if (!(len >= 7 && memcmp(v, "http://", 7) == 0) &&
-	    !(len >= 8 && memcmp(v, "https://", 8) == 0))
+	if (!scheme || table_cstr(v, len, row->url, sizeof row->url) != 0)
 		return -1;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)row->url[i];
@@ -169,13 +168,14 @@ static int table_url(const char *v, size_t len, struct rdr_box *row)
 	}
 	while (len > 0 && row->url[len - 1] == '/')
 		row->url[--len] = '\0';
-	if (strstr(row->url, "://") + 3 >= row->url + len)
+	if (scheme >= len) /* no host */
 		return -1;
 	row->url_len = len;
 	return 0;
 }
 
-#define FIELD_IS(lit) (flen == sizeof(lit) - 1 && memcmp(f, lit, flen) == 0)
+/* the first byte first: most names of a length differ there, and memcmp is a call */
+#define FIELD_IS(lit) (flen == sizeof(lit) - 1 && f[0] == (lit)[0] && memcmp(f, lit, flen) == 0)
 
 int rdr_box_parse(const char *member, size_t nkv, const char *const *kv, const size_t *kvlen,
                   struct rdr_box *row, struct pol_box *box, char *err, size_t errlen)
