@@ -477,17 +477,13 @@ int ec_http_rq_reserve(struct ec_http_rq *rq, size_t n)
  * Returns 0 or EC_ENOMEM. Pointers into the arena are set only by ec_http_rq_seal. */
 int ec_http_rq_put(struct ec_http_rq *rq, const char *s, size_t n, int lower, uint32_t *off)
 {
-	size_t i;
 	char *d;
 
 	if (ec_http_rq_reserve(rq, n + 1) != 0)
 		return EC_ENOMEM;
 	d = rq->arena + rq->arena_len;
 	if (lower) {
-		for (i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)s[i];
-			d[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-		}
+		ec_scan_lower(d, s, n);
 	} else if (n) {
 		memcpy(d, s, n);
 	}
@@ -692,10 +688,10 @@ static void ip_release(struct ec_http_server *s, struct ec_http_ipent *e)
 /* ------------------------------------------------------------------------------------ */
 /* connections */
 
-/* Sets the connection timer's mode (EC_HTTP_TM_NONE: nothing is due). The timer is lazy: setting a mode records when it is due, and the event is only
- * (re)armed when that is earlier than the pending expiry. A later deadline, or NONE,
- * leaves the event as it is: when it fires, on_timer re-arms it for what is left, or
- * does nothing. A keep-alive connection whose requests each arrive whole thus costs no
+/* Sets the connection timer's mode (EC_HTTP_TM_NONE: nothing is due). The timer is
+ * lazy: setting a mode records when it is due, and the event is only (re)armed when that
+ * is earlier than the pending expiry. A later deadline, or NONE, leaves the event as it
+ * is: when it fires, on_timer re-arms it for what is left, or does nothing. A keep-alive connection whose requests each arrive whole thus costs no
  * event_add/event_del per request, only one re-arm per idle period. */
 void ec_http_conn_timer(struct ec_http_conn *c, int mode)
 {

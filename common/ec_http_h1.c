@@ -683,8 +683,9 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
  * socket does not take (it rarely happens: the response is small) is queued as usual.
  * Returns 0, EC_EAGAIN when the response does not fit this path (nothing done: use
  * ec_http_h1_respond), or EC_ENOMEM. */
-int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
-                              size_t n_hdrs, int64_t clen, const void *body, size_t len)
+int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status,
+                              const struct ec_http_header *hdrs, size_t n_hdrs, int64_t clen,
+                              const void *body, size_t len)
 {
 	struct ec_http_conn *c = rq->conn;
 	struct evbuffer *out = bufferevent_get_output(c->bev);

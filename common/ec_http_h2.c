@@ -14,6 +14,7 @@
 #include "ec_fmt.h"
 #include "ec_log.h"
 #include "ec_http_int.h"
+#include "ec_scan.h"
 #include "ec_time.h"
 
 static void h2_refuse(struct ec_http_conn *c, struct ec_http_rq *rq, int status,
@@ -541,10 +542,7 @@ static const char *h2_name_lc(struct ec_http_server *s, const char *name, size_t
 		return s->h2_lc[k].lc;
 	if (s->h2_lc[k].name || !(lc = malloc(len + 1)))
 		return NULL;
-	for (size_t j = 0; j < len; j++) {
-		char ch = name[j];
-		lc[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-	}
+	ec_scan_lower(lc, name, len);
 	lc[len] = '\0';
 	s->h2_lc[k].name = name;
 	s->h2_lc[k].len = len;

@@ -351,8 +351,9 @@ int ec_http_h1_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
                        size_t n_hdrs, int64_t clen, int chunked_ok);
 /* A whole small response from memory sent at once on a plain connection with nothing
  * queued (see ec_http_h1.c); EC_EAGAIN: not this path, use ec_http_h1_respond. */
-int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status, const struct ec_http_header *hdrs,
-                              size_t n_hdrs, int64_t clen, const void *body, size_t len);
+int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status,
+                              const struct ec_http_header *hdrs, size_t n_hdrs, int64_t clen,
+                              const void *body, size_t len);
 int ec_http_h1_write(struct ec_http_rq *rq, const void *data, size_t len);
 int ec_http_h1_file(struct ec_http_rq *rq, struct evbuffer_file_segment *seg, uint64_t len);
 int ec_http_h1_end(struct ec_http_rq *rq);

@@ -54,6 +54,16 @@ static inline int ec_scan_is_tchar(unsigned char ch)
 	return tab[ch];
 }
 
+/* Copies n bytes of s to d with ASCII capitals lowered (field names). */
+static inline void ec_scan_lower(char *d, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		d[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+	}
+}
+
 /* Index of the first byte of p[0, n) that is not a tchar, or n. */
 static inline size_t ec_scan_token(const unsigned char *p, size_t n)
 {

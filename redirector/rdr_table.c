@@ -746,25 +746,46 @@ static const struct {
 
 static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg);
 
-/* HMGET echos:box:{<id>} <box_fields...>, from an argument vector: formatting it from a
- * string would allocate each argument. */
-static int box_hmget(struct ec_redis *r, struct sync_slot *slot, const char *id)
+static void on_exists_reply(struct ec_redis *r, struct redisReply *reply, void *arg);
+
+#define BOX_KEY_MAX (sizeof "echos:box:{}" - 1 + EC_TOKEN_BOX_MAX)
+
+/* Writes echos:box:{<id>} (docs/redis.md) into key; returns its length, 0 when the id is
+ * too long. */
+static size_t box_key(char key[BOX_KEY_MAX], const char *id)
 {
-	const char *argv[2 + EC_ARRAY_LEN(box_fields)];
-	size_t argvlen[2 + EC_ARRAY_LEN(box_fields)], i;
-	char key[sizeof "echos:box:{}" + EC_TOKEN_BOX_MAX];
 	size_t idlen = strlen(id), n = sizeof "echos:box:{" - 1;
 
 	if (idlen > EC_TOKEN_BOX_MAX)
-		return EC_EINVAL;
+		return 0;
 	memcpy(key, "echos:box:{", n);
 	memcpy(key + n, id, idlen);
 	n += idlen;
 	key[n++] = '}';
+	return n;
+}
+
+/* The per-box command of a sync, from an argument vector (a format string would print
+ * each argument): HMGET of the table's fields for a box whose heartbeat changed, else
+ * EXISTS (the row is carried over). */
+static int box_command(struct ec_redis *r, struct sync_slot *slot, const char *id,
+                       int is_carried)
+{
+	const char *argv[2 + EC_ARRAY_LEN(box_fields)];
+	size_t argvlen[2 + EC_ARRAY_LEN(box_fields)], i;
+	char key[BOX_KEY_MAX];
+
+	argvlen[1] = box_key(key, id);
+	if (argvlen[1] == 0)
+		return EC_EINVAL;
+	argv[1] = key;
+	if (is_carried) {
+		argv[0] = "EXISTS";
+		argvlen[0] = 6;
+		return ec_redis_commandv(r, on_exists_reply, slot, 2, argv, argvlen);
+	}
 	argv[0] = "HMGET";
 	argvlen[0] = 5;
-	argv[1] = key;
-	argvlen[1] = (size_t)n;
 	for (i = 0; i < EC_ARRAY_LEN(box_fields); i++) {
 		argv[2 + i] = box_fields[i].name;
 		argvlen[2 + i] = box_fields[i].len;
@@ -939,11 +960,8 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 		}
 		/* the row holds the member name until the reply is parsed over it */
 		memcpy(s->rows[k].id, m->str, m->len);
-		if (sync_carry(s, k, order[k].j, reply->element[2 * i + 1]))
-			rc = ec_redis_command(r, on_exists_reply, &s->slots[k],
-			                      "EXISTS echos:box:{%s}", s->rows[k].id);
-		else
-			rc = box_hmget(r, &s->slots[k], s->rows[k].id);
+		rc = box_command(r, &s->slots[k], s->rows[k].id,
+		                 sync_carry(s, k, order[k].j, reply->element[2 * i + 1]));
 		if (rc != 0) {
 			s->is_failed = 1;
 			break;
