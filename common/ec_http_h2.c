@@ -15,14 +15,24 @@
 #include "ec_log.h"
 #include "ec_http_int.h"
 #include "ec_scan.h"
+#include "ec_slab.h"
 #include "ec_time.h"
 
 static void h2_refuse(struct ec_http_conn *c, struct ec_http_rq *rq, int status,
                       enum ec_http_rej why, const char *msg);
 
-static struct ec_http_rq *stream_rq(nghttp2_session *sess, int32_t sid)
+/* The request of stream sid, or NULL. The last answer is kept on the connection: the
+ * callbacks for one stream come in a row (a header block cannot interleave with another),
+ * and nghttp2's lookup is a hash probe per call. on_stream_close forgets it. */
+static struct ec_http_rq *stream_rq(struct ec_http_conn *c, int32_t sid)
 {
-	return nghttp2_session_get_stream_user_data(sess, sid);
+	struct ec_http_h2 *h = &c->u.h2;
+
+	if (sid != h->last_sid || sid == 0) {
+		h->last_rq = nghttp2_session_get_stream_user_data(h->sess, sid);
+		h->last_sid = sid;
+	}
+	return h->last_rq;
 }
 
 /* Spends one token of the peer's budget of invalid frames and resets. Returns 0, or -1
@@ -64,6 +74,8 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, v
 	rq->begin_us = ec_http_now_us(c->srv);
 	c->u.h2.n_streams++;
 	nghttp2_session_set_stream_user_data(sess, frame->hd.stream_id, rq);
+	c->u.h2.last_sid = frame->hd.stream_id;
+	c->u.h2.last_rq = rq;
 	return 0;
 }
 
@@ -90,7 +102,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const ui
 
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
-	rq = stream_rq(sess, frame->hd.stream_id);
+	rq = stream_rq(c, frame->hd.stream_id);
 	if (!rq || rq->state != EC_HTTP_RQ_HEADERS)
 		return 0;
 	/* decoded bytes: a small HPACK block can expand to megabytes */
@@ -170,7 +182,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void
 	c->u.h2.got_frame = 1;
 	switch (frame->hd.type) {
 	case NGHTTP2_HEADERS:
-		rq = stream_rq(sess, frame->hd.stream_id);
+		rq = stream_rq(c, frame->hd.stream_id);
 		if (!rq)
 			return 0;
 		if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && rq->state == EC_HTTP_RQ_HEADERS) {
@@ -200,7 +212,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void
 		}
 		break;
 	case NGHTTP2_DATA:
-		rq = stream_rq(sess, frame->hd.stream_id);
+		rq = stream_rq(c, frame->hd.stream_id);
 		if (rq && rq->wait_end && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
 			h2_ready(c, rq);
 		break;
@@ -214,7 +226,7 @@ static int on_data_chunk_recv(nghttp2_session *sess, uint8_t flags, int32_t sid,
                               const uint8_t *data, size_t len, void *user)
 {
 	struct ec_http_conn *c = user;
-	struct ec_http_rq *rq = stream_rq(sess, sid);
+	struct ec_http_rq *rq = stream_rq(c, sid);
 
 	if (rq && len && rq->wait_end)
 		h2_refuse_body(c, rq);
@@ -238,8 +250,10 @@ static int on_stream_close(nghttp2_session *sess, int32_t sid, uint32_t error_co
                            void *user)
 {
 	struct ec_http_conn *c = user;
-	struct ec_http_rq *rq = stream_rq(sess, sid);
+	struct ec_http_rq *rq = stream_rq(c, sid);
 
+	c->u.h2.last_sid = 0;
+	c->u.h2.last_rq = NULL;
 	if (!rq)
 		return 0;
 	nghttp2_session_set_stream_user_data(sess, sid, NULL);
@@ -273,7 +287,7 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame, void
 	}
 	if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
 	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-		rq = stream_rq(sess, frame->hd.stream_id);
+		rq = stream_rq(c, frame->hd.stream_id);
 		if (rq && rq->rst_after_end) /* stop the body we refused */
 			nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
 			                          NGHTTP2_NO_ERROR);
@@ -687,6 +701,27 @@ static void h2_refuse(struct ec_http_conn *c, struct ec_http_rq *rq, int status,
 /* ------------------------------------------------------------------------------------ */
 /* the connection */
 
+/* nghttp2's allocator: the server's slab (see ec_slab.h) */
+static void *h2_malloc(size_t size, void *user)
+{
+	return ec_slab_alloc(user, size);
+}
+
+static void h2_free(void *p, void *user)
+{
+	ec_slab_release(user, p);
+}
+
+static void *h2_calloc(size_t nmemb, size_t size, void *user)
+{
+	return ec_slab_calloc(user, nmemb, size);
+}
+
+static void *h2_realloc(void *p, size_t size, void *user)
+{
+	return ec_slab_realloc(user, p, size);
+}
+
 int ec_http_h2_setup(struct ec_http_server *s)
 {
 	nghttp2_session_callbacks *cb;
@@ -703,6 +738,10 @@ int ec_http_h2_setup(struct ec_http_server *s)
 	nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
 	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, on_data_len);
 	s->h2_cbs = cb;
+	/* at most EC_HTTP_H2_SLAB_KEEP free blocks per size class stay cached */
+	if (!(s->h2_slab = ec_slab_new(EC_HTTP_H2_SLAB_KEEP)))
+		return EC_ENOMEM;
+	s->h2_mem = (nghttp2_mem){ s->h2_slab, h2_malloc, h2_free, h2_calloc, h2_realloc };
 	if (nghttp2_option_new(&s->h2_opt) != 0)
 		return EC_ENOMEM;
 	nghttp2_option_set_no_closed_streams(s->h2_opt, 1);
@@ -725,6 +764,8 @@ void ec_http_h2_teardown(struct ec_http_server *s)
 		nghttp2_option_del(s->h2_opt);
 	s->h2_cbs = NULL;
 	s->h2_opt = NULL;
+	ec_slab_free(s->h2_slab); /* every session is gone */
+	s->h2_slab = NULL;
 }
 
 int ec_http_h2_start(struct ec_http_conn *c)
@@ -742,7 +783,7 @@ int ec_http_h2_start(struct ec_http_conn *c)
 	};
 
 	memset(h, 0, sizeof *h);
-	if (nghttp2_session_server_new2(&h->sess, s->h2_cbs, c, s->h2_opt) != 0) {
+	if (nghttp2_session_server_new3(&h->sess, s->h2_cbs, c, s->h2_opt, &s->h2_mem) != 0) {
 		h->sess = NULL;
 		return EC_ENOMEM;
 	}

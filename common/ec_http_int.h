@@ -47,6 +47,7 @@
 #define EC_HTTP_H2_COPY_WATER  (128u * 1024)
 #define EC_HTTP_H2_BATCH       (64u * 1024)
 #define EC_HTTP_H2_LC_SLOTS 32 /* response names kept lowercase for nghttp2 */
+#define EC_HTTP_H2_SLAB_KEEP 1024 /* free nghttp2 blocks cached per size class (<= 4 MiB) */
 
 /* Why a request or connection was refused; one counter each. */
 enum ec_http_rej {
@@ -180,6 +181,9 @@ struct ec_http_h2 {
 	int64_t glitch_us;
 	struct ec_http_rq *drain_q; /* streams whose buffered data fell below low water */
 	int send_paused;         /* a DATA frame paused serialization at a batch's end */
+	int32_t last_sid;        /* the stream last looked up (0: none) ... */
+	struct ec_http_rq *last_rq; /* ... and its request: the header callbacks of one
+	                          * HEADERS block come in a row, each asking for it */
 };
 
 /* Body bytes of one request that end at output position `end` (counted from the
@@ -280,6 +284,9 @@ struct ec_http_server {
 	/* nghttp2 setup shared by every session */
 	nghttp2_session_callbacks *h2_cbs;
 	nghttp2_option *h2_opt;
+	/* every session's memory: nghttp2 allocates and frees a few small blocks per stream */
+	struct ec_slab *h2_slab;
+	nghttp2_mem h2_mem;
 	/* lowercase copies of EC_HTTP_HDR_NAME_OK names, by the literal's address, that
 	 * nghttp2 takes by reference (ec_http_h2.c h2_name_lc) */
 	struct {
