@@ -1,12 +1,15 @@
 /* rdr_pop: bounded (region, path) -> (requests, fallbacks) map with a flush to Redis
  * each second.
- * Open addressing over one slot array; entries are single allocations holding both
- * strings. Owns the map and its entries; the map is emptied by every flush. */
+ * Open addressing over one slot array, with the used slots listed in insertion order so
+ * a flush and a clear visit only those (the array is sized for the cap, 2^18 slots by
+ * default, and mostly empty); entries are single allocations holding both strings. Owns
+ * the map and its entries; the map is emptied by every flush. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ec_err.h"
+#include "ec_fmt.h"
 #include "ec_redis.h"
 #include "rdr_pop.h"
 
@@ -28,6 +31,7 @@ struct rdr_pop {
 	size_t n;
 	size_t cap;                 /* power of two, >= 2 * max_entries */
 	struct pop_entry **slots;
+	uint32_t *used;             /* n slot indexes in use, in insertion order */
 	uint64_t overflow, lost, sent, misses_sent;
 };
 
@@ -56,7 +60,10 @@ struct rdr_pop *rdr_pop_new(size_t max_entries)
 	while (p->cap < 2 * p->max_entries)
 		p->cap *= 2;
 	p->slots = calloc(p->cap, sizeof *p->slots);
-	if (!p->slots) {
+	p->used = malloc(p->max_entries * sizeof *p->used);
+	if (!p->slots || !p->used || p->cap > UINT32_MAX) {
+		free(p->slots);
+		free(p->used);
 		free(p);
 		return NULL;
 	}
@@ -65,14 +72,9 @@ struct rdr_pop *rdr_pop_new(size_t max_entries)
 
 static void pop_clear(struct rdr_pop *p)
 {
-	size_t i;
-
-	for (i = 0; i < p->cap && p->n > 0; i++) {
-		if (p->slots[i]) {
-			free(p->slots[i]);
-			p->slots[i] = NULL;
-			p->n--;
-		}
+	for (size_t k = 0; k < p->n; k++) {
+		free(p->slots[p->used[k]]);
+		p->slots[p->used[k]] = NULL;
 	}
 	p->n = 0;
 }
@@ -84,6 +86,7 @@ void rdr_pop_free(struct rdr_pop *p)
 	EC_ASSERT(p->magic == POP_MAGIC);
 	pop_clear(p);
 	free(p->slots);
+	free(p->used);
 	p->magic = 0;
 	free(p);
 }
@@ -138,7 +141,7 @@ int rdr_pop_count_outcome(struct rdr_pop *p, const char *region, const char *pat
 	memcpy(e->key + rlen + 1, path, path_len);
 	e->key[rlen + 1 + path_len] = '\0';
 	p->slots[i] = e;
-	p->n++;
+	p->used[p->n++] = (uint32_t)i;
 	return 0;
 }
 
@@ -169,20 +172,29 @@ static int pop_send(struct ec_redis *r, char regions[][160], size_t *n_regions,
                     const char *prefix, const struct pop_entry *e, uint64_t n,
                     long long minute)
 {
-	char key[160], count[24];
+	char key[160], count[24], *k = key;
 	const char *argv[4];
-	size_t argvlen[4];
+	size_t argvlen[4], plen = strlen(prefix);
+	/* the key as "%s{%.*s}:m:%lld" would print it, cut to fit like snprintf */
+	size_t rlen = e->region_len < sizeof key - 64 - plen ? e->region_len
+	                                                     : sizeof key - 64 - plen;
 
-	snprintf(key, sizeof key, "%s{%.*s}:m:%lld", prefix, (int)e->region_len, e->key,
-	         minute);
-	snprintf(count, sizeof count, "%llu", (unsigned long long)n);
+	EC_ASSERT(plen < 32 && minute >= 0);
+	memcpy(k, prefix, plen);
+	k += plen;
+	*k++ = '{';
+	memcpy(k, e->key, rlen);
+	k += rlen;
+	memcpy(k, "}:m:", 4);
+	k = ec_put_dec(k + 4, (uint64_t)minute);
+	*k = '\0';
 	argv[0] = "ZINCRBY";
 	argv[1] = key;
 	argv[2] = count;
 	argv[3] = e->key + e->region_len + 1;
 	argvlen[0] = 7;
-	argvlen[1] = strlen(key);
-	argvlen[2] = strlen(count);
+	argvlen[1] = (size_t)(k - key);
+	argvlen[2] = (size_t)(ec_put_dec(count, n) - count);
 	argvlen[3] = e->path_len;
 	if (ec_redis_commandv(r, NULL, NULL, 4, argv, argvlen) != 0)
 		return EC_EAGAIN;
@@ -192,19 +204,16 @@ static int pop_send(struct ec_redis *r, char regions[][160], size_t *n_regions,
 int rdr_pop_flush(struct rdr_pop *p, struct ec_redis *r, int64_t wall_ms)
 {
 	char regions[POP_EXPIRE_REGIONS][160];
-	size_t n_regions = 0, i;
+	size_t n_regions = 0;
 	long long minute = (long long)(wall_ms / 60000);
 	int sent = 0, lost = 0, is_down = !ec_redis_is_up(r);
 	uint64_t misses = 0;
 
 	EC_ASSERT(p->magic == POP_MAGIC);
-	for (i = 0; i < p->cap && p->n > 0; i++) {
-		struct pop_entry *e = p->slots[i];
+	for (size_t k = 0; k < p->n; k++) {
+		struct pop_entry *e = p->slots[p->used[k]];
 
-		if (!e)
-			continue;
-		p->slots[i] = NULL;
-		p->n--;
+		p->slots[p->used[k]] = NULL;
 		if (!is_down) {
 			if ((e->count > 0 && pop_send(r, regions, &n_regions, "echos:pop:", e,
 			                              e->count, minute) != 0) ||
