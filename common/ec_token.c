@@ -612,9 +612,12 @@ static int claims_valid(const struct ec_token_claims *c)
 int ec_token_sign(const uint8_t key[EC_TOKEN_KEY_LEN], const struct ec_token_claims *claims,
                   const char *path, size_t path_len, char *out, size_t outlen)
 {
-	char scope[EC_TOKEN_PATH_MAX + 1], net[64], b64[TOKEN_MAC_B64_LEN + 1], sc[16];
+	/* version, kid, exp, box, scope, net and MAC with their six '~': at most 2 + 5 + 21 +
+	 * 64 + 4 + 64 + 44 bytes */
+	char scope[EC_TOKEN_PATH_MAX + 1], net[64], tok[256], *p = tok;
 	uint8_t mac[TOKEN_MAC_LEN];
-	int sn, n;
+	size_t netlen, boxlen, n;
+	int sn;
 
 	if (key == NULL || claims == NULL || !claims_valid(claims) ||
 	    ec_token_path_check(path, path_len, NULL) != 0)
@@ -624,8 +627,6 @@ int ec_token_sign(const uint8_t key[EC_TOKEN_KEY_LEN], const struct ec_token_cla
 		return EC_EINVAL;
 	if (token_mac(key, EC_TOKEN_KEY_LEN, claims, scope, (size_t)sn, mac) != 0)
 		return EC_EINVAL;
-	ec_b64url_encode(mac, sizeof mac, b64, sizeof b64);
-	OPENSSL_cleanse(mac, sizeof mac);
 	if (claims->has_net) {
 		/* in the token text the prefix length follows '_', not '/': the token is
 		 * one URL path segment */
@@ -633,18 +634,41 @@ int ec_token_sign(const uint8_t key[EC_TOKEN_KEY_LEN], const struct ec_token_cla
 		char *slash = strchr(net, '/');
 		if (slash)
 			*slash = '_';
+		netlen = strlen(net);
 	} else {
-		snprintf(net, sizeof net, "-");
+		net[0] = '-';
+		netlen = 1;
 	}
-	if (claims->scope == EC_TOKEN_SCOPE_PREFIX)
-		snprintf(sc, sizeof sc, "d%u", claims->prefix_segments);
-	else
-		snprintf(sc, sizeof sc, "e");
-	n = snprintf(out, outlen, TOKEN_VERSION "~%u~%lld~%s~%s~%s~%s", (unsigned)claims->kid,
-	             (long long)claims->exp_s, claims->box, sc, net, b64);
-	if (n < 0 || (size_t)n >= outlen)
+	boxlen = strlen(claims->box); /* claims checked: at most EC_TOKEN_BOX_MAX */
+	/* TOKEN_VERSION "~kid~exp~box~scope~net~mac", without printf: this runs per redirect */
+	*p++ = TOKEN_VERSION[0];
+	*p++ = '~';
+	p = ec_put_dec(p, (unsigned)claims->kid);
+	*p++ = '~';
+	p = ec_put_dec(p, (uint64_t)claims->exp_s); /* claims checked: 0..TOKEN_EXP_MAX */
+	*p++ = '~';
+	memcpy(p, claims->box, boxlen);
+	p += boxlen;
+	*p++ = '~';
+	if (claims->scope == EC_TOKEN_SCOPE_PREFIX) {
+		*p++ = 'd';
+		p = ec_put_dec(p, claims->prefix_segments);
+	} else {
+		*p++ = 'e';
+	}
+	*p++ = '~';
+	memcpy(p, net, netlen);
+	p += netlen;
+	*p++ = '~';
+	ec_b64url_encode(mac, sizeof mac, p, TOKEN_MAC_B64_LEN + 1);
+	OPENSSL_cleanse(mac, sizeof mac);
+	p += TOKEN_MAC_B64_LEN;
+	n = (size_t)(p - tok);
+	if (n >= outlen)
 		return EC_ERANGE;
-	return n;
+	memcpy(out, tok, n);
+	out[n] = '\0';
+	return (int)n;
 }
 
 /* ---- parsing and verifying ------------------------------------------------------------- */

@@ -558,10 +558,18 @@ static void test_token_text_is_canonical(void **state)
 		                               sizeof tok2), n);
 		assert_string_equal(tok, tok2);
 	}
-	/* too small an output buffer */
+	/* too small an output buffer, by one byte (the NUL) and by more; just large enough */
 	assert_int_equal(ec_token_sign(key_a1, &c, "/v/ab/x.ts", 10, tok, 20), EC_ERANGE);
+	assert_int_equal(ec_token_sign(key_a1, &c, "/v/ab/x.ts", 10, tok, (size_t)n), EC_ERANGE);
+	assert_int_equal(ec_token_sign(key_a1, &c, "/v/ab/x.ts", 10, tok, (size_t)n + 1), n);
+	assert_int_equal(strlen(tok), n);
 	/* path with fewer segments than the prefix */
 	assert_int_equal(ec_token_sign(key_a1, &c, "/v", 2, tok, sizeof tok), EC_EINVAL);
+	/* exact scope, no network, the largest key id and a 10-digit expiry */
+	c = claims_of(65535, 9999999999, "b.0_x-Y", 0, NULL);
+	n = ec_token_sign(key_a1, &c, "/v/ab/x.ts", 10, tok, sizeof tok);
+	assert_int_equal(n, 31 + 43);
+	assert_int_equal(strncmp(tok, "1~65535~9999999999~b.0_x-Y~e~-~", 31), 0);
 }
 
 /* The canonical string, recomputed here with OpenSSL directly, pins the format. */
