@@ -80,7 +80,13 @@ build/asan/tests/ec_http_testsrv: $$(call objs,asan,tests/http/ec_http_testsrv.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
 
-asan: deps $(addprefix build/asan/bin/,$(DAEMONS)) $(UNIT_BINS) build/asan/tests/ec_http_testsrv
+# send() cut short for the test server (tests/integration/test_http_core.py preloads it)
+build/asan/tests/short_send.so: tests/http/short_send.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O1 -fPIC -shared $(WARN) -o $@ $< -ldl
+
+asan: deps $(addprefix build/asan/bin/,$(DAEMONS)) $(UNIT_BINS) build/asan/tests/ec_http_testsrv \
+      build/asan/tests/short_send.so
 
 unit: asan
 	@sh tests/run-unit.sh $(UNIT_BINS)

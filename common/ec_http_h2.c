@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ec_err.h"
@@ -20,6 +21,7 @@
 
 static void h2_refuse(struct ec_http_conn *c, struct ec_http_rq *rq, int status,
                       enum ec_http_rej why, const char *msg);
+static int h2_unstage(struct ec_http_conn *c);
 
 /* The request of stream sid, or NULL. The last answer is kept on the connection: the
  * callbacks for one stream come in a row (a header block cannot interleave with another),
@@ -406,8 +408,8 @@ static int on_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
 	static const uint8_t zeros[256];
 	size_t pad = frame->data.padlen;
 
-	/* never evbuffer_add here: see ec_http_out_add */
-	if (ec_http_out_add(out, framehd, 9) != 0)
+	/* frames staged before this one go first; never evbuffer_add: see ec_http_out_add */
+	if (h2_unstage(c) != 0 || ec_http_out_add(out, framehd, 9) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (pad > 0) {
 		uint8_t pl = (uint8_t)(pad - 1);
@@ -489,23 +491,77 @@ static size_t h2_flush_water(const struct ec_http_conn *c)
 	return c->is_direct ? EC_HTTP_H2_COPY_WATER : c->srv->o.out_high_water;
 }
 
+/* Frames from nghttp2 are gathered in a buffer on the flush's stack (h->stage) and reach
+ * the output in one piece: one append per flush instead of one per frame, or, on a plain
+ * socket with nothing queued, one send() and no output buffer at all. Anything that adds
+ * to the output itself while frames are staged (DATA in on_send_data, GOAWAY in
+ * h2_fatal) moves the staged bytes there first, so the order on the wire holds. */
+
+/* Moves the staged frames to the output. Returns 0 or -1 (allocation). */
+static int h2_unstage(struct ec_http_conn *c)
+{
+	struct ec_http_h2 *h = &c->u.h2;
+	size_t n = h->staged;
+
+	if (!n)
+		return 0;
+	h->staged = 0;
+	return ec_http_out_add(bufferevent_get_output(c->bev), h->stage, n);
+}
+
+/* The end of a flush: the staged frames go to the socket at once when it is plain, keeps
+ * up (no write event armed) and has nothing queued before them; what it does not take,
+ * or everything otherwise, is queued. Returns 0 or -1 (allocation). */
+static int h2_stage_out(struct ec_http_conn *c)
+{
+	struct ec_http_h2 *h = &c->u.h2;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t n = h->staged, sent = 0;
+	ssize_t r;
+
+	if (!n)
+		return 0;
+	if (!c->is_direct || c->is_linger || c->is_closing || c->wr_added ||
+	    evbuffer_get_length(out) != 0)
+		return h2_unstage(c);
+	h->staged = 0;
+	do
+		r = send(c->fd, h->stage, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		sent = (size_t)r;
+	/* r < 0: EAGAIN queues it all; another error shows again on the queued write */
+	c->out_sent += sent;
+	return sent < n ? ec_http_out_add(out, h->stage + sent, n - sent) : 0;
+}
+
 /* Serializes queued frames into the output until it reaches high water; on plain sockets
  * writes each batch at once and goes on while the socket takes it. */
 void ec_http_h2_flush(struct ec_http_conn *c)
 {
-	nghttp2_session *sess = c->u.h2.sess;
+	struct ec_http_h2 *h = &c->u.h2;
+	nghttp2_session *sess = h->sess;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint8_t stage[EC_HTTP_H2_STAGE];
 	const uint8_t *data;
 	ssize_t n;
 
 	c->need_flush = 0;
 	if (c->is_closing || c->is_shutdown)
 		return;
+	if (h->stage) {
+		c->need_flush = 1; /* called from inside a flush: that one goes on */
+		return;
+	}
+	h->stage = stage;
+	h->staged = 0;
 	for (;;) {
-		size_t len = evbuffer_get_length(out);
+		size_t len = evbuffer_get_length(out) + h->staged;
 		/* a plain socket that keeps up takes each batch at once (while it is full the
 		 * write event is on and the batches wait for it) */
 		if (c->is_direct && len >= EC_HTTP_H2_BATCH && !c->wr_added) {
+			if (h2_unstage(c) != 0)
+				goto fail;
 			ec_http_conn_push(c);
 			len = evbuffer_get_length(out);
 		}
@@ -513,25 +569,41 @@ void ec_http_h2_flush(struct ec_http_conn *c)
 			c->need_flush = 1; /* resumed by the write callback */
 			break;
 		}
-		c->u.h2.send_paused = 0;
+		h->send_paused = 0;
 		n = nghttp2_session_mem_send(sess, &data);
 		if (n < 0) {
+			if (h2_unstage(c) != 0)
+				goto fail;
+			h->stage = NULL;
 			h2_fatal(c, (int)n);
 			return;
 		}
 		if (n == 0) {
-			if (c->u.h2.send_paused)
+			if (h->send_paused)
 				continue; /* a batch is out: the session has more */
 			break;
 		}
-		if (ec_http_out_add(out, data, (size_t)n) != 0) {
-			ec_http_conn_close(c);
-			return;
+		if (h->staged + (size_t)n > sizeof stage && h2_unstage(c) != 0)
+			goto fail;
+		if ((size_t)n > sizeof stage) {
+			if (ec_http_out_add(out, data, (size_t)n) != 0)
+				goto fail;
+		} else {
+			memcpy(stage + h->staged, data, (size_t)n);
+			h->staged += (size_t)n;
 		}
 	}
+	if (h2_stage_out(c) != 0)
+		goto fail;
+	h->stage = NULL;
 	ec_http_conn_push(c);
 	if (!nghttp2_session_want_read(sess) && !nghttp2_session_want_write(sess))
 		ec_http_conn_shutdown(c);
+	return;
+fail:
+	h->stage = NULL;
+	h->staged = 0;
+	ec_http_conn_close(c);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -47,6 +47,7 @@
 #define EC_HTTP_H2_COPY_WATER  (128u * 1024)
 #define EC_HTTP_H2_BATCH       (64u * 1024)
 #define EC_HTTP_H2_LC_SLOTS 32 /* response names kept lowercase for nghttp2 */
+#define EC_HTTP_H2_STAGE (16u * 1024) /* frames one flush gathers before the output */
 #define EC_HTTP_H2_SLAB_KEEP 1024 /* free nghttp2 blocks cached per size class (<= 4 MiB) */
 
 /* Why a request or connection was refused; one counter each. */
@@ -184,6 +185,8 @@ struct ec_http_h2 {
 	int32_t last_sid;        /* the stream last looked up (0: none) ... */
 	struct ec_http_rq *last_rq; /* ... and its request: the header callbacks of one
 	                          * HEADERS block come in a row, each asking for it */
+	uint8_t *stage;          /* while a flush runs: frames gathered on its stack ... */
+	size_t staged;           /* ... this many bytes, not yet in the output */
 };
 
 /* Body bytes of one request that end at output position `end` (counted from the

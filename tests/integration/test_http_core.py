@@ -25,6 +25,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import hpack
 import httpx
 import pytest
@@ -112,6 +113,21 @@ class TestSrv:  # noqa: not a test class
 @pytest.fixture
 def srv(procs):
     return TestSrv(procs, ["127.0.0.1:0", "[::1]:0"])
+
+
+SHORT_SEND = TESTSRV.parent / "short_send.so"
+
+
+@pytest.fixture
+def short_srv(procs):
+    """A test server whose send() takes at most 7 bytes a call (tests/http/short_send.c):
+    every answer sent straight from the stack leaves a rest to queue."""
+    if not SHORT_SEND.exists():
+        pytest.fail(f"{SHORT_SEND} is missing: build it (make build/asan/tests/short_send.so)")
+    env = {"LD_PRELOAD": str(SHORT_SEND), "EC_SHORT_SEND": "7",
+           # the shim is not instrumented and comes before the ASan runtime
+           "ASAN_OPTIONS": SAN_ENV["ASAN_OPTIONS"] + ":verify_asan_link_order=0"}
+    return TestSrv(procs, ["127.0.0.1:0"], env=env)
 
 
 @pytest.fixture
@@ -347,9 +363,12 @@ def test_h1_reads_on_a_kept_alive_connection(srv):
     srv.assert_healthy()
 
 
-def test_h1_small_responses_to_a_reader_that_lags(srv):
+@pytest.mark.parametrize("send", ["whole", "short"])
+def test_h1_small_responses_to_a_reader_that_lags(request, send):
     # small answers go out straight from the stack while nothing is queued; when the
     # socket takes only part of one (or none), the rest must queue in order behind it
+    # (with "short", send() takes 7 bytes a call: every direct answer leaves a rest)
+    srv = request.getfixturevalue("srv" if send == "whole" else "short_srv")
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", srv.ports[0]))
@@ -524,6 +543,88 @@ def test_file_shorter_than_announced_is_cut_not_padded(srv, proto):
     r = subprocess.run(["curl", "-sS", proto, srv.url("/file?size=100000")],
                        capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout == pattern(100000)
+    srv.assert_healthy()
+
+
+@pytest.mark.parametrize("send", ["whole", "short"])
+def test_h2_small_answers_to_a_reader_that_lags_stay_in_order(request, send):
+    """Header-only answers are gathered per flush and sent at once while nothing is
+    queued; behind queued output (a large file the reader has not taken) they queue, and
+    when the socket takes part of a batch the rest queues behind it (with "short", send()
+    takes 7 bytes a call, so every direct batch leaves a rest). A reader that lags,
+    1 KiB at a time, asks for a large file, then keeps asking for redirects and small
+    answers on up to 100 streams while it drains: every answer arrives whole, and its
+    HPACK decoder (which breaks on any reordered header block) agrees."""
+    srv = request.getfixturevalue("srv" if send == "whole" else "short_srv")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", srv.ports[0]))
+    c = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding="utf-8"))
+    c.initiate_connection()
+    c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+    c.increment_flow_control_window(1 << 28)
+    s.sendall(c.data_to_send())
+    s.settimeout(10)
+    want, got, bodies = {}, {}, {}
+    state = {"asked": 0, "ended": 0, "open": 0}
+
+    def ask(path, body):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, req_headers(path), end_stream=True)
+        want[sid], bodies[sid] = (path, body), b""
+        state["asked"] += 1
+        state["open"] += 1
+
+    def take(n):
+        data = s.recv(n)
+        assert data, "connection closed"
+        for e in c.receive_data(data):
+            if isinstance(e, h2.events.ResponseReceived):
+                got[e.stream_id] = dict(e.headers)
+            elif isinstance(e, h2.events.DataReceived):
+                bodies[e.stream_id] += e.data
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, h2.events.StreamEnded):
+                path, body = want[e.stream_id]
+                h = got[e.stream_id]
+                if path == "/redirect":
+                    assert h[":status"] == "302", h
+                    assert h["location"] == "https://box1.example.net/t/AAAA/v/abc/seg42.ts"
+                else:
+                    assert h[":status"] == "200", (path, h)
+                assert bodies[e.stream_id] == body, (path, first_diff(bodies[e.stream_id],
+                                                                      body))
+                state["ended"] += 1
+                state["open"] -= 1
+        out = c.data_to_send()
+        if out:
+            s.sendall(out)
+
+    deadline = time.monotonic() + 90
+    for rnd in range(12):
+        size = 150_000 + 37_000 * rnd
+        ask(f"/file?size={size}", pattern(size))
+        s.sendall(c.data_to_send())
+        time.sleep(0.05)  # the file fills the socket; the rest waits in the output
+        for i in range(60):  # header-only answers behind it
+            ask("/redirect", b"")
+        s.sendall(c.data_to_send())
+        k = 0
+        while state["open"] and time.monotonic() < deadline:
+            take(1024)
+            # more answers while it drains, now and then, as long as streams are free
+            k += 1
+            if k % 3 == 0 and state["open"] < 95 and state["asked"] < 100 * (rnd + 1) + 900:
+                for j in range(4):
+                    if j == 3:
+                        n = 200 + 53 * (k % 40)
+                        ask(f"/pmem?len={n}&seed={k}", pstream_body(k, n))
+                    else:
+                        ask("/redirect", b"")
+                s.sendall(c.data_to_send())
+    s.close()
+    assert state["ended"] == state["asked"], state
     srv.assert_healthy()
 
 
