@@ -56,6 +56,10 @@ static inline int ec_redis_is_up(const struct ec_redis *r) { return ec_redis_sta
 int ec_redis_command(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, const char *fmt, ...);
 int ec_redis_commandv(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, int argc,
                       const char **argv, const size_t *argvlen);
+/* Sends one command the caller wrote in RESP itself (resp[0..len), copied), for a command
+ * sent thousands of times with most of its text fixed. Same returns. */
+int ec_redis_command_resp(struct ec_redis *r, ec_redis_reply_cb cb, void *arg,
+                          const char *resp, size_t len);
 
 /* Why the link last went down ("connection refused", "command timed out after 2000ms"),
  * and in how many ms the next attempt is due (while DOWN), for the caller's log line.
