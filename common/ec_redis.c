@@ -19,7 +19,6 @@
 #include "ec_fmt.h"
 #include "ec_log.h"
 #include "ec_redis.h"
-#include "ec_slab.h"
 #include "ec_time.h"
 
 #define REDIS_MAGIC 0x72646973u  /* "rdis" */
@@ -333,22 +332,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
  * element vector follow the redisReply in the same block (hiredis allocates them apart:
  * two allocations and two frees per field of every HMGET reply of a box sync). Replies
  * reach callbacks as ordinary redisReply trees, and hiredis frees them through
- * reply_free; nothing here calls freeReplyObject on them.
- * The blocks come from a slab per thread (common/ec_slab.h): a box sync parses and frees
- * 16 objects per box, 160,000 a second for 10,000 boxes, and malloc's bins made up a fifth
- * of its cost. hiredis's object functions take no context, and replies are parsed and
- * freed on the thread that owns the link, hence thread-local. */
-#define REPLY_SLAB_KEEP 4096 /* free blocks kept per size class */
-
-static _Thread_local struct ec_slab *reply_slab;
-
-static redisReply *reply_alloc(size_t size)
-{
-	if (!reply_slab && !(reply_slab = ec_slab_new(REPLY_SLAB_KEEP)))
-		return NULL;
-	return ec_slab_alloc(reply_slab, size);
-}
-
+ * reply_free; nothing here calls freeReplyObject on them. */
 static void *reply_link(const redisReadTask *task, redisReply *r)
 {
 	if (task->parent) {
@@ -362,7 +346,7 @@ static void *reply_link(const redisReadTask *task, redisReply *r)
 
 static void *reply_string(const redisReadTask *task, char *str, size_t len)
 {
-	redisReply *r = len < SIZE_MAX - sizeof *r ? reply_alloc(sizeof *r + len + 1) : NULL;
+	redisReply *r = malloc(sizeof *r + len + 1);
 
 	if (!r)
 		return NULL;
@@ -378,7 +362,7 @@ static void *reply_string(const redisReadTask *task, char *str, size_t len)
 static void *reply_array(const redisReadTask *task, int elements)
 {
 	size_t n = elements > 0 ? (size_t)elements : 0;
-	redisReply *r = reply_alloc(sizeof *r + n * sizeof *r->element);
+	redisReply *r = malloc(sizeof *r + n * sizeof *r->element);
 
 	if (!r)
 		return NULL;
@@ -391,11 +375,10 @@ static void *reply_array(const redisReadTask *task, int elements)
 
 static void *reply_integer(const redisReadTask *task, long long value)
 {
-	redisReply *r = reply_alloc(sizeof *r);
+	redisReply *r = calloc(1, sizeof *r);
 
 	if (!r)
 		return NULL;
-	memset(r, 0, sizeof *r);
 	r->type = REDIS_REPLY_INTEGER;
 	r->integer = value;
 	return reply_link(task, r);
@@ -403,11 +386,10 @@ static void *reply_integer(const redisReadTask *task, long long value)
 
 static void *reply_nil(const redisReadTask *task)
 {
-	redisReply *r = reply_alloc(sizeof *r);
+	redisReply *r = calloc(1, sizeof *r);
 
 	if (!r)
 		return NULL;
-	memset(r, 0, sizeof *r);
 	r->type = REDIS_REPLY_NIL;
 	return reply_link(task, r);
 }
@@ -421,7 +403,7 @@ static void reply_free(void *p)
 	if (r->type == REDIS_REPLY_ARRAY)
 		for (size_t i = 0; i < r->elements; i++)
 			reply_free(r->element[i]); /* NULL for a reply cut short */
-	ec_slab_release(reply_slab, r);
+	free(r);
 }
 
 static redisReplyObjectFunctions reply_fns = {
