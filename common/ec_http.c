@@ -1006,6 +1006,20 @@ wait:
 	return 0;
 }
 
+size_t ec_http_send_now(struct ec_http_conn *c, const void *buf, size_t n)
+{
+	ssize_t r;
+
+	do
+		r = send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	/* r < 0: EAGAIN queues it all; another error shows again on the queued write */
+	if (r <= 0)
+		return 0;
+	c->out_sent += (size_t)r;
+	return (size_t)r;
+}
+
 void ec_http_conn_push(struct ec_http_conn *c)
 {
 	if (c->is_direct && !c->is_linger && !c->is_closing)

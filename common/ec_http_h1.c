@@ -691,8 +691,7 @@ int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status,
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char buf[EC_HTTP_DIRECT_MAX];
 	struct h1_head hp;
-	size_t head, total, sent = 0, body_sent;
-	ssize_t n;
+	size_t head, total, sent, body_sent;
 
 	if (!c->is_direct || c->is_linger || c->is_closing || c->notes_len || clen == -1 ||
 	    len > sizeof buf || evbuffer_get_length(out) != 0)
@@ -705,13 +704,7 @@ int ec_http_h1_respond_direct(struct ec_http_rq *rq, int status,
 		memcpy(buf + head, body, len);
 	total = head + len;
 	c->u.h1.close_after = !hp.keep;
-	do
-		n = send(c->fd, buf, total, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n > 0)
-		sent = (size_t)n;
-	/* n < 0: EAGAIN queues it all; another error shows again on the queued write */
-	c->out_sent += sent;
+	sent = ec_http_send_now(c, buf, total);
 	body_sent = sent > head ? sent - head : 0;
 	rq->body_sent += body_sent;
 	if (sent < total &&

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ec_err.h"
@@ -516,8 +515,7 @@ static int h2_stage_out(struct ec_http_conn *c)
 {
 	struct ec_http_h2 *h = &c->u.h2;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t n = h->staged, sent = 0;
-	ssize_t r;
+	size_t n = h->staged, sent;
 
 	if (!n)
 		return 0;
@@ -525,13 +523,7 @@ static int h2_stage_out(struct ec_http_conn *c)
 	    evbuffer_get_length(out) != 0)
 		return h2_unstage(c);
 	h->staged = 0;
-	do
-		r = send(c->fd, h->stage, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	if (r > 0)
-		sent = (size_t)r;
-	/* r < 0: EAGAIN queues it all; another error shows again on the queued write */
-	c->out_sent += sent;
+	sent = ec_http_send_now(c, h->stage, n);
 	return sent < n ? ec_http_out_add(out, h->stage + sent, n - sent) : 0;
 }
 

@@ -338,6 +338,10 @@ void ec_http_log_refusal(struct ec_http_conn *c, uint64_t id, int status, const 
 const char *ec_http_date(struct ec_http_server *s);
 int ec_http_hdr_skip(const struct ec_http_header *h, size_t *nlen, size_t *vlen, int is_h2);
 int ec_http_out_add(struct evbuffer *out, const void *p, size_t n);
+/* Sends buf[0..n) on c's plain socket at once, bypassing the output buffer, which the
+ * caller checked is empty; returns the bytes the socket took (counted in out_sent), 0 when
+ * it took none. The caller queues the rest. */
+size_t ec_http_send_now(struct ec_http_conn *c, const void *buf, size_t n);
 int ec_http_out_note(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);
 /* The same for a file segment just added: its header bytes go out with its first bytes. */
 int ec_http_out_note_file(struct ec_http_conn *c, struct ec_http_rq *rq, size_t len);

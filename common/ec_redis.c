@@ -635,43 +635,46 @@ static char *resp_len(char *d, char lead, size_t n)
 	return d;
 }
 
+char *ec_redis_put_array(char *d, size_t n)
+{
+	return resp_len(d, '*', n);
+}
+
+char *ec_redis_put_bulk(char *d, const char *s, size_t len)
+{
+	d = resp_len(d, '$', len);
+	memcpy(d, s, len);
+	d += len;
+	*d++ = '\r';
+	*d++ = '\n';
+	return d;
+}
+
 int ec_redis_commandv(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, int argc,
                       const char **argv, const size_t *argvlen)
 {
-	struct redis_cmd *cmd;
 	char stack[2048], *buf = stack, *d;
-	size_t need = 24, i;
+	size_t need = EC_REDIS_RESP_OVERHEAD, i;
 	int rc;
 
 	if (argc <= 0 || argv == NULL)
 		return EC_EINVAL;
-	cmd = cmd_begin(r, cb, arg, &rc);
-	if (cmd == NULL)
-		return rc;
 	/* RESP written here in one pass: hiredis's argv formatter grows an sds string with
 	 * a formatted print per argument, most of a box sync's command cost */
 	for (i = 0; i < (size_t)argc; i++)
-		need += 24 + 2 + (argvlen ? argvlen[i] : strlen(argv[i]));
+		need += EC_REDIS_RESP_OVERHEAD + (argvlen ? argvlen[i] : strlen(argv[i]));
 	if (need > sizeof stack && (buf = malloc(need)) == NULL) {
-		free(cmd);
 		r->dropped++;
 		return EC_ENOMEM;
 	}
-	d = resp_len(buf, '*', (size_t)argc);
-	for (i = 0; i < (size_t)argc; i++) {
-		size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-
-		d = resp_len(d, '$', len);
-		memcpy(d, argv[i], len);
-		d += len;
-		*d++ = '\r';
-		*d++ = '\n';
-	}
+	d = ec_redis_put_array(buf, (size_t)argc);
+	for (i = 0; i < (size_t)argc; i++)
+		d = ec_redis_put_bulk(d, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
 	EC_ASSERT((size_t)(d - buf) <= need);
-	rc = redisAsyncFormattedCommand(r->ac, on_reply, cmd, buf, (size_t)(d - buf));
+	rc = ec_redis_command_resp(r, cb, arg, buf, (size_t)(d - buf));
 	if (buf != stack)
 		free(buf);
-	return cmd_commit(r, cmd, rc);
+	return rc;
 }
 
 int ec_redis_command_resp(struct ec_redis *r, ec_redis_reply_cb cb, void *arg,

@@ -60,6 +60,12 @@ int ec_redis_commandv(struct ec_redis *r, ec_redis_reply_cb cb, void *arg, int a
  * sent thousands of times with most of its text fixed. Same returns. */
 int ec_redis_command_resp(struct ec_redis *r, ec_redis_reply_cb cb, void *arg,
                           const char *resp, size_t len);
+/* RESP writers for ec_redis_command_resp: an array header "*<n>\r\n", and a bulk string
+ * "$<len>\r\n<bytes>\r\n" (at most len + EC_REDIS_RESP_OVERHEAD bytes). Each returns the
+ * end of what it wrote at d; the caller made room. */
+#define EC_REDIS_RESP_OVERHEAD 26
+char *ec_redis_put_array(char *d, size_t n);
+char *ec_redis_put_bulk(char *d, const char *s, size_t len);
 
 /* Why the link last went down ("connection refused", "command timed out after 2000ms"),
  * and in how many ms the next attempt is due (while DOWN), for the caller's log line.

@@ -59,9 +59,12 @@ struct rdr_pop *rdr_pop_new(size_t max_entries)
 	p->cap = 16;
 	while (p->cap < 2 * p->max_entries)
 		p->cap *= 2;
-	p->slots = calloc(p->cap, sizeof *p->slots);
-	p->used = malloc(p->max_entries * sizeof *p->used);
-	if (!p->slots || !p->used || p->cap > UINT32_MAX) {
+	/* used[] holds slot indexes in 32 bits */
+	if (p->cap <= UINT32_MAX) {
+		p->slots = calloc(p->cap, sizeof *p->slots);
+		p->used = malloc(p->max_entries * sizeof *p->used);
+	}
+	if (!p->slots || !p->used) {
 		free(p->slots);
 		free(p->used);
 		free(p);

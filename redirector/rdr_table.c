@@ -756,10 +756,6 @@ static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg
 static void on_exists_reply(struct ec_redis *r, struct redisReply *reply, void *arg);
 
 #define BOX_KEY_MAX (sizeof "echos:box:{}" - 1 + EC_TOKEN_BOX_MAX)
-#define BOX_HMGET_ARGS 17 /* HMGET, the key and the 15 fields of box_fields */
-#define SYNC_STR_(x) #x
-#define SYNC_STR(x) SYNC_STR_(x)
-_Static_assert(BOX_HMGET_ARGS == 2 + EC_ARRAY_LEN(box_fields), "HMGET's argument count");
 
 /* Writes echos:box:{<id>} (docs/redis.md) into key; returns its length, 0 when the id is
  * too long. */
@@ -776,44 +772,42 @@ static size_t box_key(char key[BOX_KEY_MAX], const char *id)
 	return n;
 }
 
-/* The fields' part of the HMGET, in RESP ("$2\r\nid\r\n$3\r\nurl\r\n..."), written once:
- * only the key differs from box to box. */
-static const char *hmget_fields(size_t *len)
+/* The fixed parts of the per-box HMGET in RESP, written once: before the key, the array
+ * header and "HMGET"; after it, the fields. */
+struct hmget_resp {
+	char head[32];
+	char fields[(EC_REDIS_RESP_OVERHEAD + 16) * EC_ARRAY_LEN(box_fields)];
+	size_t head_len, fields_len;
+};
+
+static const struct hmget_resp *hmget_resp(void)
 {
-	static char resp[16 * EC_ARRAY_LEN(box_fields) + 256];
-	static size_t n;
+	static struct hmget_resp h;
 
-	if (!n) {
-		char *d = resp;
+	if (!h.head_len) {
+		char *d = ec_redis_put_array(h.head, 2 + EC_ARRAY_LEN(box_fields));
 
-		for (size_t i = 0; i < EC_ARRAY_LEN(box_fields); i++) {
-			*d++ = '$';
-			d = ec_put_dec(d, box_fields[i].len);
-			memcpy(d, "\r\n", 2);
-			memcpy(d + 2, box_fields[i].name, box_fields[i].len);
-			d += 2 + box_fields[i].len;
-			memcpy(d, "\r\n", 2);
-			d += 2;
-		}
-		EC_ASSERT((size_t)(d - resp) <= sizeof resp);
-		n = (size_t)(d - resp);
+		h.head_len = (size_t)(ec_redis_put_bulk(d, "HMGET", 5) - h.head);
+		d = h.fields;
+		for (size_t i = 0; i < EC_ARRAY_LEN(box_fields); i++)
+			d = ec_redis_put_bulk(d, box_fields[i].name, box_fields[i].len);
+		h.fields_len = (size_t)(d - h.fields);
+		EC_ASSERT(h.head_len <= sizeof h.head && h.fields_len <= sizeof h.fields);
 	}
-	*len = n;
-	return resp;
+	return &h;
 }
 
 /* The per-box command of a sync: HMGET of the table's fields for a box whose heartbeat
- * changed, written in RESP from the key and the fixed field list (ten thousand a second:
+ * changed, written in RESP from the key and the fixed parts (ten thousand a second:
  * building each from an argument vector was half of what sending it cost), else EXISTS
  * (the row is carried over). */
 static int box_command(struct ec_redis *r, struct sync_slot *slot, const char *id,
                        int is_carried)
 {
-	static const char head[] = "*" SYNC_STR(BOX_HMGET_ARGS) "\r\n$5\r\nHMGET\r\n$";
-	char key[BOX_KEY_MAX], cmd[sizeof head + 24 + BOX_KEY_MAX + 16 * EC_ARRAY_LEN(box_fields) +
-	                           256];
-	const char *fields;
-	size_t klen = box_key(key, id), flen;
+	const struct hmget_resp *h = hmget_resp();
+	char key[BOX_KEY_MAX], cmd[sizeof h->head + sizeof h->fields + BOX_KEY_MAX +
+	                           EC_REDIS_RESP_OVERHEAD];
+	size_t klen = box_key(key, id);
 	char *d = cmd;
 
 	if (klen == 0)
@@ -824,16 +818,10 @@ static int box_command(struct ec_redis *r, struct sync_slot *slot, const char *i
 
 		return ec_redis_commandv(r, on_exists_reply, slot, 2, argv, argvlen);
 	}
-	fields = hmget_fields(&flen);
-	memcpy(d, head, sizeof head - 1);
-	d = ec_put_dec(d + sizeof head - 1, klen);
-	memcpy(d, "\r\n", 2);
-	memcpy(d + 2, key, klen);
-	d += 2 + klen;
-	memcpy(d, "\r\n", 2);
-	memcpy(d + 2, fields, flen);
-	d += 2 + flen;
-	EC_ASSERT((size_t)(d - cmd) <= sizeof cmd);
+	memcpy(d, h->head, h->head_len);
+	d = ec_redis_put_bulk(d + h->head_len, key, klen);
+	memcpy(d, h->fields, h->fields_len);
+	d += h->fields_len;
 	return ec_redis_command_resp(r, on_box_reply, slot, cmd, (size_t)(d - cmd));
 }
 
