@@ -74,11 +74,14 @@ for i in range(n):
     p = i % pops
     lat, lon = loc[p]
     bid = f"b{i:05d}"
-    out.append(f"HSET echos:box:{{{bid}}} id {bid} url https://10.{i >> 8 & 255}.{i & 255}.1:8443 "
-               f"pop pop-{p:04d} region r{p % 20} lat {lat + rnd.uniform(-.5, .5):.4f} "
-               f"lon {lon + rnd.uniform(-.5, .5):.4f} asn {64500 + p % 100} "
-               f"uplink_bps 10000000000 egress_bps {rnd.randrange(0, 5000000000)} conns 10 "
-               f"ttfb_ms 20 status up ts_ms {now} cache_objects 0\n")
+    kv = [("id", bid), ("url", f"https://10.{i >> 8 & 255}.{i & 255}.1:8443"),
+          ("pop", f"pop-{p:04d}"), ("region", f"r{p % 20}"),
+          ("lat", f"{lat + rnd.uniform(-.5, .5):.4f}"), ("lon", f"{lon + rnd.uniform(-.5, .5):.4f}"),
+          ("asn", str(64500 + p % 100)), ("uplink_bps", "10000000000"),
+          ("egress_bps", str(rnd.randrange(0, 5000000000))), ("conns", "10"), ("ttfb_ms", "20"),
+          ("status", "up"), ("ts_ms", str(now)), ("cache_objects", "0")]
+    kv.append(("hb", " ".join(f"{k}={v}" for k, v in kv)))
+    out.append(f"HSET echos:box:{{{bid}}} " + " ".join(f'{k} "{v}"' for k, v in kv) + "\n")
     out.append(f"EXPIRE echos:box:{{{bid}}} 30\n")
     out.append(f"ZADD echos:{{boxes}} {now} {bid}\n")
 sys.stdout.write("".join(out))

@@ -86,6 +86,16 @@ struct rdr_boxes_opts {
 int rdr_box_parse(const char *member, size_t nkv, const char *const *kv, const size_t *kvlen,
                   struct rdr_box *row, struct pol_box *box, char *err, size_t errlen);
 
+/* The heartbeat's `hb` field (docs/redis.md): the other fields of the hash as
+ * name=value pairs separated by single spaces, e.g. "id=b1 url=https://h:8443 ...",
+ * parsed with the same rules as rdr_box_parse. Returns 0, or EC_EINVAL with the reason in
+ * err (an empty string, a pair without '=' or with an empty name, a leading, trailing or
+ * doubled space, more than RDR_HB_PAIRS_MAX pairs, or any field rdr_box_parse refuses:
+ * its validators refuse control bytes in every field it reads). */
+#define RDR_HB_PAIRS_MAX 32
+int rdr_box_parse_hb(const char *member, const char *hb, size_t len, struct rdr_box *row,
+                     struct pol_box *box, char *err, size_t errlen);
+
 /* Returns the row index of box `id` in t, or -1. */
 long rdr_table_find(const struct rdr_table *t, const char *id);
 

@@ -430,6 +430,9 @@ def test_heartbeat_and_accounting_in_redis(setup):
     assert h["uplink_bps"] == "200000000"
     assert h["cache_max_bytes"] == str(64 << 20)
     assert abs(int(h["ts_ms"]) - time.time() * 1000) < 5000
+    # hb: every other field again, as name=value pairs, for readers taking one HGET
+    packed = dict(pair.split("=", 1) for pair in h["hb"].split(" "))
+    assert packed == {k: v for k, v in h.items() if k != "hb"}
     assert 0 < int(redis.cli("PTTL", key)) <= 2000
     assert redis.cli("ZSCORE", "echos:{boxes}", BOX) != ""
 

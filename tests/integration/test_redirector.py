@@ -75,6 +75,7 @@ class FakeBoxes:
     def __init__(self, redis, lifetime=60.0):
         self.redis = redis
         self.boxes = {}
+        self.packed = {}
         self.silent = set()
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
@@ -82,7 +83,11 @@ class FakeBoxes:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
-    def add(self, box_id, url, pop="", region="", uplink="1000000000", **fields):
+    def add(self, box_id, url, pop="", region="", uplink="1000000000", packed=True, hb=None,
+            **fields):
+        """packed: also write the hb field, as echos-edge does (False: the fields only, as
+        an older edge or a hand-made registry); hb: write this hb text instead ({ts_ms}
+        in it becomes the heartbeat's time)."""
         f = {"id": box_id, "url": url, "pop": pop, "region": region, "uplink_bps": uplink,
              "egress_bps": "0", "conns": "0", "ttfb_ms": "5", "status": "up",
              "cache_bytes": "0", "cache_max_bytes": "1000000", "cache_objects": "0",
@@ -90,6 +95,7 @@ class FakeBoxes:
         f.update({k: str(v) for k, v in fields.items()})
         with self.lock:
             self.boxes[box_id] = f
+            self.packed[box_id] = hb if hb is not None else packed
             self.silent.discard(box_id)
         self.beat_once()
 
@@ -109,8 +115,16 @@ class FakeBoxes:
             for box_id, f in self.boxes.items():
                 if box_id in self.silent:
                     continue
-                args = " ".join(f"{k} {v if v != '' else chr(34) * 2}"
-                                for k, v in {**f, "ts_ms": now}.items())
+                f = {**f, "ts_ms": now}
+                hb = self.packed[box_id]
+                if hb is True:
+                    hb = " ".join(f"{k}={v}" for k, v in f.items())
+                elif hb:
+                    hb = hb.replace("{ts_ms}", str(now))
+                if hb:
+                    f["hb"] = hb
+                args = " ".join(f"{k} {chr(34) + v + chr(34) if ' ' in v else v or chr(34) * 2}"
+                                for k, v in ((k, str(v)) for k, v in f.items()))
                 lines.append(f"HSET echos:box:{{{box_id}}} {args}")
                 lines.append(f"EXPIRE echos:box:{{{box_id}}} 5")
                 lines.append(f"ZADD echos:{{boxes}} {now} {box_id}")
@@ -575,6 +589,43 @@ def test_malformed_box_is_skipped_with_a_log_line(procs, tmp_path, redis, boxes)
     wait_for(lambda: "box-a1: malformed heartbeat" in rdr.proc.log_text(), 5, what="log")
     assert rdr.metrics()["echos_redirector_boxes"] == 1
     assert rdr.proc.log_text().count("malformed heartbeat") <= 2
+
+
+def test_heartbeats_with_and_without_the_hb_field_are_both_read(procs, tmp_path, redis,
+                                                               boxes):
+    # box-a1 writes hb (as echos-edge does), box-b1 only the separate fields (an older
+    # edge): the sync reads hb with one HGET and falls back to HMGET for box-b1
+    boxes.add("box-a1", BOX_A[1], pop="pop-a", region="region-1")
+    boxes.add("box-b1", BOX_B[1], pop="pop-b", region="region-2", packed=False)
+    assert redis.cli("HEXISTS", "echos:box:{box-b1}", "hb") == "0"
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: rdr.metrics()["echos_redirector_boxes"] == 2, 10, what="both boxes read")
+    assert box_of(rdr, source="127.0.0.1") == "box-a1"
+    assert box_of(rdr, source="127.0.0.5") == "box-b1"
+    # a change reaches the table through either path: both boxes go draining
+    boxes.set("box-a1", status="draining")
+    boxes.set("box-b1", status="draining")
+    wait_for(lambda: box_of(rdr, source="127.0.0.1").startswith("miss:") and
+             box_of(rdr, source="127.0.0.5").startswith("miss:"), 10, what="both drained")
+    assert "malformed" not in rdr.proc.log_text()
+
+
+def test_hb_field_wins_over_the_fields_and_a_malformed_one_is_logged(procs, tmp_path, redis,
+                                                                      boxes):
+    # box-a1's fields are fine but its hb is not: hb is what counts, the box is out and
+    # the reason is logged; box-b1's hb says draining while its fields say up: draining
+    hb_b = ("id=box-b1 url=%s pop=pop-b region=region-2 uplink_bps=1000000000 "
+            "status=draining ts_ms={ts_ms}" % BOX_B[1])
+    boxes.add("box-a1", BOX_A[1], pop="pop-a", region="region-1", hb="id=box-a1 junk")
+    boxes.add("box-b1", BOX_B[1], pop="pop-b", region="region-2", hb=hb_b)
+    boxes.add("box-b2", "http://127.0.0.7:8080", pop="pop-b", region="region-2")
+    rdr = Rdr(procs, tmp_path, redis.addr)
+    wait_for(lambda: "box-a1: malformed heartbeat" in rdr.proc.log_text(), 10, what="log")
+    assert "hb: expected name=value pairs" in rdr.proc.log_text()
+    wait_for(lambda: rdr.metrics()["echos_redirector_boxes"] == 2, 10, what="b1, b2 read")
+    for i in range(8):  # rendezvous would give box-b1 some of 8 paths were it up
+        assert box_of(rdr, f"/p{i}.ts", source="127.0.0.5") == "box-b2"
+    assert rdr.proc.alive()
 
 
 def test_a_box_key_that_is_not_a_hash_does_not_stop_the_sync(procs, tmp_path, redis, boxes):

@@ -150,6 +150,110 @@ static void test_odd_and_embedded_nul(void **state)
 	                 EC_EINVAL);
 }
 
+/* The hb field holds the same pairs as "name=value" separated by spaces: every parse row
+ * whose values a space-separated pair can carry gives the same verdict and, when it
+ * parses, the same row and box. */
+static void test_parse_hb_matches_fields(void **state)
+{
+	size_t r, tried = 0;
+
+	(void)state;
+	for (r = 0; r < EC_ARRAY_LEN(parse_rows); r++) {
+		const struct parse_row *row = &parse_rows[r];
+		size_t n = 0, lens[40], len = 0;
+		struct rdr_box b1, b2;
+		struct pol_box p1, p2;
+		char why1[160] = "", why2[160] = "", hb[1024];
+		int rc1, rc2, can = 1;
+
+		while (n < 40 && row->kv[n])
+			n++;
+		for (size_t i = 0; i < n; i++) {
+			lens[i] = strlen(row->kv[i]);
+			if (strchr(row->kv[i], ' '))
+				can = 0;
+		}
+		if (!can)
+			continue;
+		for (size_t i = 0; i + 1 < n; i += 2)
+			len += (size_t)snprintf(hb + len, sizeof hb - len, "%s%s=%s", i ? " " : "",
+			                        row->kv[i], row->kv[i + 1]);
+		rc1 = rdr_box_parse("b1", n, row->kv, lens, &b1, &p1, why1, sizeof why1);
+		rc2 = rdr_box_parse_hb("b1", hb, len, &b2, &p2, why2, sizeof why2);
+		if (rc1 != rc2 || strcmp(why1, why2) != 0)
+			fail_msg("%s: fields rc %d (%s), hb \"%s\" rc %d (%s)", row->name, rc1, why1,
+			         hb, rc2, why2);
+		if (rc1 == 0 && (memcmp(&b1, &b2, sizeof b1) != 0 || memcmp(&p1, &p2, sizeof p1) != 0))
+			fail_msg("%s: hb parsed to another row", row->name);
+		tried++;
+	}
+	assert_true(tried > EC_ARRAY_LEN(parse_rows) / 2);
+}
+
+struct hb_row {
+	const char *name;
+	const char *hb;
+	const char *why; /* NULL: parses */
+};
+
+#define HB_MIN "id=b1 url=http://h uplink_bps=1 status=up ts_ms=5"
+
+static const struct hb_row hb_rows[] = {
+	{ "the least heartbeat parses", HB_MIN, NULL },
+	{ "a value holding '=' keeps it", HB_MIN " note=a=b", NULL },
+	{ "empty values are unknown, not errors", HB_MIN " pop= asn=", NULL },
+	{ "empty string is refused", "", "hb: empty" },
+	{ "a pair without '=' is refused", HB_MIN " junk", "name=value" },
+	{ "an empty name is refused", HB_MIN " =5", "name=value" },
+	{ "a doubled space is refused", "id=b1  url=http://h uplink_bps=1 status=up ts_ms=5",
+	  "name=value" },
+	{ "a leading space is refused", " " HB_MIN, "name=value" },
+	{ "a trailing space is refused", HB_MIN " ", "trailing space" },
+	{ "a tab inside a value is refused", "id=b1 url=http://h\tx uplink_bps=1 status=up ts_ms=5",
+	  "url" },
+	{ "a field the parser refuses is refused", HB_MIN " status=sideways", "status" },
+	{ "a missing field is refused", "id=b1 url=http://h status=up ts_ms=5", "uplink_bps" },
+	{ "an id other than the member is refused", "id=b2 url=http://h uplink_bps=1 status=up "
+	  "ts_ms=5", "id" },
+	{ "33 pairs are refused", HB_MIN " a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 "
+	  "a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1", "too many" },
+	{ "32 pairs parse", HB_MIN " a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 "
+	  "a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1 a=1", NULL },
+};
+
+static void test_parse_hb(void **state)
+{
+	(void)state;
+	for (size_t r = 0; r < EC_ARRAY_LEN(hb_rows); r++) {
+		const struct hb_row *row = &hb_rows[r];
+		struct rdr_box b;
+		struct pol_box pb;
+		char why[160] = "";
+		int rc = rdr_box_parse_hb("b1", row->hb, strlen(row->hb), &b, &pb, why, sizeof why);
+
+		if ((row->why == NULL) != (rc == 0))
+			fail_msg("%s: rc %d (%s)", row->name, rc, why);
+		if (row->why && !strstr(why, row->why))
+			fail_msg("%s: reason \"%s\" lacks \"%s\"", row->name, why, row->why);
+		if (!row->why && (b.magic != RDR_BOX_MAGIC || strcmp(b.url, "http://h") != 0))
+			fail_msg("%s: row not filled", row->name);
+	}
+}
+
+/* a NUL inside the string: the value is refused, never read past */
+static void test_parse_hb_embedded_nul(void **state)
+{
+	static const char hb[] = "id=b1 url=http://h\0x uplink_bps=1 status=up ts_ms=5";
+	struct rdr_box b;
+	struct pol_box pb;
+	char why[160] = "";
+
+	(void)state;
+	assert_int_equal(rdr_box_parse_hb("b1", hb, sizeof hb - 1, &b, &pb, why, sizeof why),
+	                 EC_EINVAL);
+	assert_non_null(strstr(why, "url"));
+}
+
 struct path_row {
 	const char *name;
 	const char *path;
@@ -652,6 +756,9 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_fills_fields),
 		cmocka_unit_test(test_odd_and_embedded_nul),
+		cmocka_unit_test(test_parse_hb_matches_fields),
+		cmocka_unit_test(test_parse_hb),
+		cmocka_unit_test(test_parse_hb_embedded_nul),
 		cmocka_unit_test(test_check_path),
 		cmocka_unit_test(test_pop_bounds),
 		cmocka_unit_test(test_pop_counts_only_fallbacks_replicas_could_fix),
