@@ -51,11 +51,6 @@ struct pol_index {
 	size_t mem;
 };
 
-struct key_idx {
-	uint64_t key;
-	uint32_t idx;
-};
-
 static inline size_t map_slot(uint64_t key, size_t mask)
 {
 	key ^= key >> 31;
@@ -63,21 +58,46 @@ static inline size_t map_slot(uint64_t key, size_t mask)
 	return (size_t)(key >> 17) & mask;
 }
 
-static int cmp_key_idx(const void *a, const void *b)
+void pol_sort_key_idx(struct pol_key_idx *a, struct pol_key_idx *tmp, size_t n)
 {
-	const struct key_idx *x = a, *y = b;
+	enum { BITS = 11, BUCKETS = 1 << BITS };
+	size_t count[BUCKETS];
+	struct pol_key_idx *src = a, *dst = tmp, *t;
 
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
+	if (n < 2)
+		return;
+	for (unsigned shift = 0; shift < 64; shift += BITS) {
+		size_t sum = 0;
+
+		memset(count, 0, sizeof count);
+		for (size_t i = 0; i < n; i++)
+			count[(src[i].key >> shift) & (BUCKETS - 1)]++;
+		if (count[(src[0].key >> shift) & (BUCKETS - 1)] == n)
+			continue; /* one value of this digit: the pass would change nothing */
+		for (size_t d = 0; d < BUCKETS; d++) {
+			size_t c = count[d];
+
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i].key >> shift) & (BUCKETS - 1)]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof *a);
 }
 
-/* Builds m from the nonzero keys of pairs[0..n) (sorted here). Returns 0 or -1. */
-static int map_build(struct idx_map *m, struct key_idx *pairs, size_t n, size_t *mem)
+/* Builds m from the nonzero keys of pairs[0..n) (sorted here, using tmp[0..n)), given
+ * in index order: each group lists its members in index order. Returns 0 or -1. */
+static int map_build(struct idx_map *m, struct pol_key_idx *pairs, struct pol_key_idx *tmp,
+                     size_t n, size_t *mem)
 {
 	size_t groups = 0, cap = 8, i, j;
 
-	qsort(pairs, n, sizeof *pairs, cmp_key_idx);
+	pol_sort_key_idx(pairs, tmp, n);
 	for (i = 0; i < n; i++)
 		groups += i == 0 || pairs[i].key != pairs[i - 1].key;
 	while (cap < 2 * groups)
@@ -174,7 +194,7 @@ static void csr_fill(uint32_t *start, size_t nb, uint32_t *members, const uint32
 struct pol_index *pol_index_new(const struct pol_box *boxes, size_t n)
 {
 	struct pol_index *x;
-	struct key_idx *pairs = NULL;
+	struct pol_key_idx *pairs = NULL;
 	uint32_t *bucket = NULL, *order = NULL;
 	size_t i, np, ng;
 
@@ -186,7 +206,7 @@ struct pol_index *pol_index_new(const struct pol_box *boxes, size_t n)
 	x->boxes = boxes;
 	x->n = n;
 	x->mem = sizeof *x;
-	pairs = malloc((n ? n : 1) * sizeof *pairs);
+	pairs = malloc((n ? n : 1) * 2 * sizeof *pairs); /* and a second half for the sort */
 	bucket = malloc((n ? n : 1) * sizeof *bucket);
 	order = malloc((n ? n : 1) * sizeof *order);
 	x->cell_start = calloc(GRID_CELLS + 1, sizeof *x->cell_start);
@@ -206,13 +226,13 @@ struct pol_index *pol_index_new(const struct pol_box *boxes, size_t n)
 
 	for (i = 0, np = 0; i < n; i++)
 		if (boxes[i].pop_hash != 0)
-			pairs[np++] = (struct key_idx){ boxes[i].pop_hash, (uint32_t)i };
-	if (map_build(&x->pop, pairs, np, &x->mem) != 0)
+			pairs[np++] = (struct pol_key_idx){ boxes[i].pop_hash, (uint32_t)i };
+	if (map_build(&x->pop, pairs, pairs + n, np, &x->mem) != 0)
 		goto fail;
 	for (i = 0, np = 0; i < n; i++)
 		if (boxes[i].asn != 0)
-			pairs[np++] = (struct key_idx){ boxes[i].asn, (uint32_t)i };
-	if (map_build(&x->asn, pairs, np, &x->mem) != 0)
+			pairs[np++] = (struct pol_key_idx){ boxes[i].asn, (uint32_t)i };
+	if (map_build(&x->asn, pairs, pairs + n, np, &x->mem) != 0)
 		goto fail;
 
 	/* the grid, and the located boxes whose coordinates cannot be placed on it */

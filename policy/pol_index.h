@@ -25,6 +25,17 @@ void pol_index_free(struct pol_index *x); /* NULL: no-op */
 int pol_index_choose(const struct pol_index *x, const struct pol_query *q,
                      struct pol_choice *out);
 
+/* A key and the index of what it belongs to. */
+struct pol_key_idx {
+	uint64_t key;
+	uint32_t idx;
+};
+
+/* Sorts a[0..n) by key, stably (equal keys keep their order), using tmp[0..n): an LSD
+ * radix sort in at most six passes over 11-bit digits, skipping digits all keys share.
+ * Linear: the index and the redirector's sync order 10,000 boxes a second with it. */
+void pol_sort_key_idx(struct pol_key_idx *a, struct pol_key_idx *tmp, size_t n);
+
 /* Bytes held by the index (for metrics). */
 size_t pol_index_mem_bytes(const struct pol_index *x);
 

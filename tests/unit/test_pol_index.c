@@ -448,6 +448,53 @@ static void test_charging_between_heartbeats_spreads_a_burst(void **state)
 	pol_index_free(x);
 }
 
+static int cmp_key_then_idx(const void *a, const void *b)
+{
+	const struct pol_key_idx *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* pol_sort_key_idx sorts by key and keeps equal keys in input order: the same as a
+ * qsort by (key, input position), on random keys, few distinct keys (many ties), keys
+ * sharing most digits (passes skipped), all keys equal, and 0, 1 or 2 keys. */
+static void test_sort_key_idx_is_a_stable_sort(void **state)
+{
+	static struct pol_key_idx a[20000], b[20000], tmp[20000];
+	static const size_t sizes[] = { 0, 1, 2, 3, 100, 10000, 20000 };
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	for (int shape = 0; shape < 4; shape++) {
+		for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+			size_t n = sizes[z];
+
+			for (size_t i = 0; i < n; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				a[i].key = shape == 0 ? x
+				         : shape == 1 ? (x % 50) * 0x0123456789abcdefull
+				         : shape == 2 ? (x & 0xffff) | 0xabcd000000000000ull
+				                      : UINT64_MAX;
+				a[i].idx = (uint32_t)(x >> 40); /* not the position: stability shows */
+				b[i] = a[i];
+			}
+			/* the reference: qsort by (key, position) */
+			for (size_t i = 0; i < n; i++)
+				b[i].idx = (uint32_t)i;
+			qsort(b, n, sizeof *b, cmp_key_then_idx);
+			for (size_t i = 0; i < n; i++)
+				b[i].idx = a[b[i].idx].idx;
+			pol_sort_key_idx(a, tmp, n);
+			for (size_t i = 0; i < n; i++)
+				if (a[i].key != b[i].key || a[i].idx != b[i].idx)
+					fail_msg("shape %d, %zu keys: differs from the stable order at %zu",
+					         shape, n, i);
+		}
+	}
+}
+
 static void test_empty_index_is_no_box(void **state)
 {
 	struct pol_index *x = pol_index_new(NULL, 0);
@@ -478,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_lane_of_box_is_spread_and_stable),
 		cmocka_unit_test(test_charging_between_heartbeats_spreads_a_burst),
 		cmocka_unit_test(test_empty_index_is_no_box),
+		cmocka_unit_test(test_sort_key_idx_is_a_stable_sort),
 	};
 
 	return cmocka_run_group_tests_name("pol_index", tests, NULL, NULL);
