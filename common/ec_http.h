@@ -52,6 +52,12 @@ struct ec_http_header {
  * literal's address for every later response (so the name must never be a buffer that
  * is reused). Sanitizer builds (make check) verify the claim. */
 #define EC_HTTP_HDR_NAME_OK 1u
+/* A response header whose value is secret or never repeats (a signed URL): on h2 it is
+ * sent as a literal never indexed (RFC 7541 6.2.3), so no HPACK table keeps it, neither
+ * the connection's (where a unique Link would evict the fields that do repeat; nghttp2
+ * leaves location out by itself) nor an intermediary's re-encoding, and it cannot be
+ * probed through compression (RFC 7541 7.1). No effect on HTTP/1.1. */
+#define EC_HTTP_HDR_SENSITIVE 2u
 
 /* A request as the handler sees it. All pointers are owned by the server and valid until
  * the request is closed (see ec_http_req_on_close). Read-only for the handler except user. */

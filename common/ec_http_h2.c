@@ -604,7 +604,6 @@ fail:
 #define NV_FLAGS(nm, nml, val, vall, fl)                                                      \
 	((nghttp2_nv){ (uint8_t *)(uintptr_t)(nm), (uint8_t *)(uintptr_t)(val), (nml), (vall), \
 	               (fl) })
-#define NV(nm, nml, val, vall) NV_FLAGS(nm, nml, val, vall, NGHTTP2_NV_FLAG_NONE)
 
 /* The lowercase copy of an EC_HTTP_HDR_NAME_OK name, kept for the server's life by the
  * literal's address (the flag promises a string literal), or NULL when its slot holds
@@ -644,6 +643,7 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 	const char *lc;
 	size_t n = 0, i, nl, vl;
 	uint32_t lens[32][2]; /* headers 0..31: lengths, or name length 0 when skipped */
+	uint8_t fl;
 	int r;
 
 	for (i = 0; i < n_hdrs; i++) {
@@ -678,11 +678,13 @@ int ec_http_h2_respond(struct ec_http_rq *rq, int status, const struct ec_http_h
 		} else if (ec_http_hdr_skip(&hdrs[i], &nl, &vl, 1)) {
 			continue;
 		}
+		fl = hdrs[i].flags & EC_HTTP_HDR_SENSITIVE ? NGHTTP2_NV_FLAG_NO_INDEX
+		                                            : NGHTTP2_NV_FLAG_NONE;
 		lc = hdrs[i].flags & EC_HTTP_HDR_NAME_OK ? h2_name_lc(s, hdrs[i].name, nl) : NULL;
 		if (lc)
-			nv[n++] = NV_FLAGS(lc, nl, hdrs[i].value, vl, NGHTTP2_NV_FLAG_NO_COPY_NAME);
+			nv[n++] = NV_FLAGS(lc, nl, hdrs[i].value, vl, fl | NGHTTP2_NV_FLAG_NO_COPY_NAME);
 		else
-			nv[n++] = NV(hdrs[i].name, nl, hdrs[i].value, vl);
+			nv[n++] = NV_FLAGS(hdrs[i].name, nl, hdrs[i].value, vl, fl);
 	}
 	prd.source.ptr = rq;
 	prd.read_callback = on_data_read;

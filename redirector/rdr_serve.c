@@ -455,15 +455,20 @@ static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
 /* A 302 with no body (Content-Length: 0): players and browsers follow Location and never
  * show a redirect's text, so a body would only add bytes to every redirect, and on h2 a
  * DATA frame. */
+/* A 302 to location. is_signed: location (and link) carry tokens, unique and secret,
+ * sent never indexed on h2 (EC_HTTP_HDR_SENSITIVE). */
 static void serve_redirect(struct ec_http_req *req, const char *location, size_t loc_len,
-                           const char *dbg_name, const char *dbg_value, const char *link,
-                           size_t link_len)
+                           int is_signed, const char *dbg_name, const char *dbg_value,
+                           const char *link, size_t link_len)
 {
 	struct ec_http_header h[6];
 	size_t n = 5;
 
 	/* every name is a literal token: EC_HTTP_HDR_NAME_OK spares the per-request check */
-	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len, EC_HTTP_HDR_NAME_OK };
+	unsigned tok = is_signed ? EC_HTTP_HDR_SENSITIVE : 0;
+
+	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len,
+	                                EC_HTTP_HDR_NAME_OK | tok };
 	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8, EC_HTTP_HDR_NAME_OK };
 	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1,
 	                                EC_HTTP_HDR_NAME_OK };
@@ -472,7 +477,8 @@ static void serve_redirect(struct ec_http_req *req, const char *location, size_t
 	h[4] = (struct ec_http_header){ "Access-Control-Expose-Headers", 29,
 	                                "Echos-Box, Echos-Miss, Link", 27, EC_HTTP_HDR_NAME_OK };
 	if (link_len > 0)
-		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len, EC_HTTP_HDR_NAME_OK };
+		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len,
+		                                  EC_HTTP_HDR_NAME_OK | tok };
 	ec_http_respond(req, 302, h, n, NULL, 0);
 }
 
@@ -580,7 +586,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		ec_metric_inc(d->m.requests[proto][0]);
 		ec_metric_inc(d->m.svc_requests[svc][0]);
 		rdr_acct_box(&d->acct, sv->name, region);
-		serve_redirect(req, d->loc_buf, loc_len, "Echos-Box", t->rows[choice.box].id,
+		serve_redirect(req, d->loc_buf, loc_len, 1, "Echos-Box", t->rows[choice.box].id,
 		               d->link_buf, link_len);
 		return;
 	}
@@ -596,7 +602,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	ec_metric_inc(d->m.svc_requests[svc][1]);
 	ec_metric_inc(d->m.svc_fallbacks[svc][miss]);
 	rdr_acct_origin(&d->acct, miss, sv->name, region);
-	serve_redirect(req, d->loc_buf, loc_len, "Echos-Miss", pol_miss_name(miss), NULL, 0);
+	serve_redirect(req, d->loc_buf, loc_len, 0, "Echos-Miss", pol_miss_name(miss), NULL, 0);
 }
 
 /* ---- admin -------------------------------------------------------------------------- */

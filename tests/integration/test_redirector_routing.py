@@ -140,6 +140,45 @@ def test_alternates_name_the_next_best_box_and_the_origin(procs, tmp_path, redis
     assert links[1] == ORIGIN + "/v/alt.ts?q=1"
 
 
+def test_h2_sends_signed_urls_never_indexed(procs, tmp_path, redis, boxes):
+    """Location and Link of a box carry tokens: over h2 they are literals never indexed
+    (RFC 7541 7.1.3), so no HPACK table, ours or an intermediary's, keeps or compresses
+    them against other fields; the constant fields stay indexable."""
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+    from hpack import NeverIndexedHeaderTuple
+
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr, extra={"alternates": "yes"})
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1")
+    with socket.create_connection(("127.0.0.1", rdr.port), timeout=5) as s:
+        c = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8"))
+        c.initiate_connection()
+        for sid, path in ((1, "/v/n1.ts"), (3, "/v/n2.ts")):
+            c.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":path", path),
+                                 (":authority", "x")], end_stream=True)
+        s.sendall(c.data_to_send())
+        events, deadline = [], time.monotonic() + 5
+        while sum(isinstance(e, h2.events.StreamEnded) for e in events) < 2 \
+                and time.monotonic() < deadline:
+            data = s.recv(65536)
+            if not data:
+                break
+            events += c.receive_data(data)
+        resp = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        assert len(resp) == 2, events
+        for r in resp:
+            fields = {k: (v, isinstance((k, v), NeverIndexedHeaderTuple) or
+                          isinstance(h, NeverIndexedHeaderTuple))
+                      for h in r.headers for k, v in [h]}
+            assert fields["echos-box"][0] == "box-a1"
+            assert fields["location"][1] and fields["link"][1], r.headers
+            assert not fields["echos-box"][1] and not fields["cache-control"][1], r.headers
+
+
 def test_tokens_bound_to_the_client_prefix(procs, tmp_path, redis, boxes):
     add_ab(boxes)
     rdr = Rdr(procs, tmp_path, redis.addr, extra={"token.bind_client_prefix": "24/48"})
