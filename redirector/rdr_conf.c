@@ -40,6 +40,10 @@ const struct ec_cfg_opt rdr_conf_opts[] = {
 	  "key id of the master key that signs new tokens; 0: the first token.master" },
 	{ "token.ttl", EC_CFG_DURATION, O(token_ttl_ms), "1h", 1000, 7 * 86400000.0,
 	  "lifetime of a signed URL" },
+	{ "token.expiry_step", EC_CFG_DURATION, O(token_step_ms), "10s", 1000, 3600000,
+	  "expiries are rounded up to a multiple of this (whole seconds): a URL lives token.ttl "
+	  "to token.ttl + step, and one object's viewers on one box within a step share one "
+	  "signed token" },
 	{ "origin.url", EC_CFG_STR, O(origin_url), "", 0, 0,
 	  "public base URL of the origin-shim for SLA misses; required" },
 	{ "sla.max_state_age", EC_CFG_DURATION, O(sla_max_state_age_ms), "2500ms", 100, 3600000,

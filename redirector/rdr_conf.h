@@ -52,6 +52,7 @@ struct rdr_conf {
 	struct ec_cfg_list token_master; /* "kid:hex" */
 	int64_t token_sign_kid;         /* 0 = the first master key */
 	int64_t token_ttl_ms;
+	int64_t token_step_ms;          /* expiries rounded up to a multiple (s) */
 	char *origin_url;
 	int64_t sla_max_state_age_ms;
 	int64_t sla_max_ttfb_ms;        /* 0 = no limit */

@@ -300,14 +300,17 @@ static void serve_preflight(struct ec_http_req *req)
 /* ---- the decision ----------------------------------------------------------------- */
 
 /* Signs the token for row, req's path and net into out (EC_TOKEN_MAX_LEN + 1 bytes),
- * through the token cache. Returns the token length, or -1 when signing fails. */
+ * through the token cache (one slot per object and box, reused while the expiry, rounded
+ * up to token.expiry_step, stays the same). Returns the token length, or -1 when signing
+ * fails. */
 static int serve_token(struct rdr *d, const struct rdr_box *row, uint64_t box_hash,
                        const struct ec_http_req *req, uint64_t obj,
                        const struct sockaddr_storage *net, unsigned net_bits, char *out)
 {
 	struct ec_token_claims c;
 	struct rdr_tok_slot *slot = NULL;
-	int64_t exp_s = ec_wall_s_coarse() + d->conf.token_ttl_ms / 1000;
+	int64_t step = d->conf.token_step_ms / 1000 > 0 ? d->conf.token_step_ms / 1000 : 1;
+	int64_t exp_s = (ec_wall_s_coarse() + d->conf.token_ttl_ms / 1000 + step - 1) / step * step;
 	uint64_t net_key = 0;
 	int tlen;
 

@@ -43,7 +43,7 @@ def box_key(box_id, master_hex=MASTER_HEX):
     return hkdf_sha256(bytes.fromhex(master_hex), b"echos-box-key-v1", box_id.encode())
 
 
-def verify_location(location, box_url, box_id, path, query=""):
+def verify_location(location, box_url, box_id, path, query="", ttl=3600):
     """Checks a redirect to a box: URL shape, claims and MAC. Returns the claims."""
     m = re.fullmatch(re.escape(box_url) + r"/t/([^/]+)(/.*)", location)
     assert m, f"unexpected Location {location!r}"
@@ -52,7 +52,9 @@ def verify_location(location, box_url, box_id, path, query=""):
     assert rest == want_rest, (rest, want_rest)
     ver, kid, exp, box, scope, net, mac = token.split("~")
     assert ver == "1" and kid == "7" and box == box_id and net == "-"
-    assert int(exp) > time.time() + 3000, "token.ttl is 1h by default"
+    if ttl == 3600:
+        assert time.time() + 3599 <= int(exp) <= time.time() + 3611, "token.ttl: 1h by default"
+        assert int(exp) % 10 == 0, "token.expiry_step is 10 s by default"
     if scope == "e":
         scope_path, kind = path, "e"
     else:
@@ -349,6 +351,32 @@ def test_client_lands_on_the_box_of_its_pop(procs, tmp_path, redis, boxes):
         assert box_of(rdr, path, source="127.0.0.5") == "box-b1"
 
 
+def test_redirects_of_one_object_within_an_expiry_step_share_one_token(procs, tmp_path,
+                                                                       redis, boxes):
+    # exp = now + token.ttl rounded up to token.expiry_step: within a step, one object's
+    # redirects to one box carry the same token, signed once (the cache counts the reuse);
+    # another object gets its own
+    add_ab(boxes)
+    rdr = Rdr(procs, tmp_path, redis.addr, extra={"token.ttl": "2m",
+                                                   "token.expiry_step": "1h"})
+    wait_for(lambda: box_of(rdr) == "box-a1", 10, what="box-a1 chosen")
+    hits0 = rdr.metrics()["echos_redirector_token_cache_hits"]
+    t0 = time.time()
+    locs = [curl(rdr.url + "/v/same.ts").headers["location"] for _ in range(3)]
+    t1 = time.time()
+    other = curl(rdr.url + "/v/other.ts").headers["location"]
+    exps = {int(loc.split("/t/")[1].split("~")[2]) for loc in locs}
+    if len(exps) == 2:  # a step boundary fell between the requests: one more try
+        locs = [curl(rdr.url + "/v/same.ts").headers["location"] for _ in range(2)]
+        exps = {int(loc.split("/t/")[1].split("~")[2]) for loc in locs}
+    assert len(set(locs)) == 1, locs
+    exp = exps.pop()
+    assert exp % 3600 == 0 and t0 + 120 - 1 <= exp <= t1 + 120 + 3600, (exp, t0)
+    assert other.split("/t/")[1].split("/")[0] != locs[0].split("/t/")[1].split("/")[0]
+    verify_location(other, BOX_A[1], "box-a1", "/v/other.ts", ttl=120)
+    assert rdr.metrics()["echos_redirector_token_cache_hits"] >= hits0 + 1
+
+
 def test_box_whose_heartbeat_stops_is_not_chosen_within_3s(procs, tmp_path, redis, boxes):
     add_ab(boxes)
     rdr = Rdr(procs, tmp_path, redis.addr)
@@ -450,6 +478,11 @@ def test_bad_config_exits_2_naming_file_and_line(tmp_path):
     bad3 = write_conf(tmp_path / "bad3.conf", {"token.master": MASTER, "no.such.key": "1"})
     r = run([echos_bin("echos-redirector"), "-c", bad3])
     assert r.returncode == 2 and f"{bad3}:2" in r.stderr
+
+    bad4 = write_conf(tmp_path / "bad4.conf", {"origin.url": ORIGIN, "token.master": MASTER,
+                                               "token.expiry_step": "0s"})
+    r = run([echos_bin("echos-redirector"), "-c", bad4])
+    assert r.returncode == 2 and f"{bad4}:3: token.expiry_step" in r.stderr
 
     r = run([echos_bin("echos-redirector"), "-c", write_conf(tmp_path / "no-origin.conf", {
         "token.master": MASTER})])
