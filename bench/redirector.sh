@@ -275,6 +275,19 @@ for (name, proto), (reqs, cpu, p99s, secs) in sorted(agg.items()):
     p99 = max(p99s) if p99s else float("nan")
     print(f"{name:18} {proto:5} {rps:10.0f} {pc:11.0f} {cpu / secs:5.2f} {p99:7.2f} "
           f"{int(rss[name]) / 1024:8.1f}")
+# the runs alternate, so run k of each server saw the same machine: per-run ratios show
+# how far the noise goes
+runs = defaultdict(list)
+for line in open(path):
+    name, proto, reqs, ticks, p99, secs = line.split()
+    runs[(name, proto)].append(int(reqs) * hz / int(ticks) if int(ticks) > 0 else 0)
+for proto in ("h1", "h2c"):
+    for peer in ("nginx", "h2o"):
+        rs = [e / p for e, p in zip(runs[("echos-redirector", proto)], runs[(peer, proto)]) if p]
+        if rs:
+            med = sorted(rs)[len(rs) // 2]
+            print(f"per run, echos/{peer} {proto} req/s-per-core: "
+                  f"{' '.join(f'{r:.2f}' for r in rs)} (median {med:.2f})")
 best = max(per_core.get(("nginx", "h2c"), 0), per_core.get(("h2o", "h2c"), 0))
 ratio = per_core.get(("echos-redirector", "h2c"), 0) / best if best else 0
 print(f"redirector/best-peer h2c req/s-per-core ratio: {ratio:.2f}")

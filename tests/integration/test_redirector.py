@@ -393,7 +393,7 @@ def test_box_whose_heartbeat_stops_is_not_chosen_within_3s(procs, tmp_path, redi
 def test_box_whose_hash_is_gone_drops_out_though_its_member_stays(procs, tmp_path, redis,
                                                                  boxes):
     """A box that has not beaten since the last read is carried over with an EXISTS instead
-    of a new HGETALL; its hash disappearing (expiry: the death notice) still drops it at
+    of a new HGET; its hash disappearing (expiry: the death notice) still drops it at
     once, while its member in echos:{boxes} keeps the same score."""
     add_ab(boxes)
     rdr = Rdr(procs, tmp_path, redis.addr)

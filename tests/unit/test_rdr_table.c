@@ -406,6 +406,57 @@ static void charge_free(struct rdr_boxes *b)
 	free(b);
 }
 
+/* A sync in which every box was carried over (heartbeat unchanged, hash still there)
+ * keeps the current table and its index; one in which a carried box is gone, or one
+ * more box is read, builds a new table. */
+static struct boxes_sync *carry_sync(struct rdr_boxes *b, size_t n, size_t carried)
+{
+	struct boxes_sync *s = calloc(1, sizeof *s);
+
+	assert_non_null(s);
+	s->magic = SYNC_MAGIC;
+	s->owner = b;
+	s->n = n;
+	s->carried = carried;
+	assert_int_equal(rows_get(b, n, &s->rows, &s->boxes, &s->cap), 0);
+	for (size_t i = 0; i < carried && i < b->cur->n; i++) {
+		s->rows[i] = b->cur->rows[i];
+		s->boxes[i] = b->cur->boxes[i];
+	}
+	b->sync = s;
+	return s;
+}
+
+static void test_sync_of_unchanged_boxes_keeps_the_table(void **state)
+{
+	struct rdr_boxes *b = charge_boxes(0, 0, 5);
+	const struct rdr_table *t0 = b->cur;
+	struct boxes_sync *s;
+
+	(void)state;
+	b->name = strdup("redis test");
+	b->last_ok_ms = 1;
+	sync_finish(carry_sync(b, 1, 1));
+	assert_ptr_equal(b->cur, t0);
+	assert_true(b->syncs_ok == 1 && b->last_ok_ms > 1 && b->sync == NULL);
+
+	s = carry_sync(b, 1, 1);
+	s->is_changed = 1; /* its EXISTS said 0: the row was wiped */
+	memset(&s->rows[0], 0, sizeof s->rows[0]);
+	sync_finish(s);
+	assert_true(b->cur != t0 && b->cur->n == 0 && b->syncs_ok == 2);
+
+	t0 = b->cur;
+	s = carry_sync(b, 1, 0); /* a box read anew: a new table */
+	strcpy(s->rows[0].id, "b2");
+	s->rows[0].magic = RDR_BOX_MAGIC;
+	sync_finish(s);
+	assert_true(b->cur != t0 && b->cur->n == 1 && strcmp(b->cur->rows[0].id, "b2") == 0);
+	free(b->name);
+	rows_free(b->spare_rows, b->spare_boxes, b->spare_cap);
+	charge_free(b);
+}
+
 static void test_charge_counts_until_it_expires(void **state)
 {
 	struct rdr_boxes *b = charge_boxes(10000, 1000, 0);
@@ -773,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_charge_ring_wrap_drops_the_old_slot),
 		cmocka_unit_test(test_charges_count_again_after_all_expired),
 		cmocka_unit_test(test_sync_reuses_the_previous_arrays),
+		cmocka_unit_test(test_sync_of_unchanged_boxes_keeps_the_table),
 		cmocka_unit_test(test_services_longest_prefix_and_host),
 		cmocka_unit_test(test_service_errors_name_file_and_line),
 		cmocka_unit_test(test_inventory_holders_follow_box_sets),
