@@ -7,7 +7,8 @@
 # HTTP/1.1 (-c 100), alternating, RUNS runs each; h2load cycles over 1,000 object paths,
 # wrk asks for one. Prints req/s, req/s per server core
 # (server CPU time from /proc/<pid>/stat, which for echos includes keeping the box table
-# in sync: its share of a core without load is printed first), p99 latency and RSS; the
+# in sync: its share of a core without load is printed first), p99 latency and RSS, then
+# each run's echos/peer req/s-per-core ratios with their median (the noise); the
 # last line is
 #   redirector/best-peer h2c req/s-per-core ratio: X
 # Env: RUNS (2), SECS (5), BOXES (10000), PREFIXES (100000), RDR (bin/echos-redirector),
