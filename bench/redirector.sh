@@ -258,8 +258,10 @@ from collections import defaultdict
 path, hz = sys.argv[1], float(sys.argv[2])
 rss = {"echos-redirector": sys.argv[3], "nginx": sys.argv[4], "h2o": sys.argv[5]}
 agg = defaultdict(lambda: [0, 0.0, [], 0.0])
-for line in open(path):
+runs = defaultdict(list)  # per run req/s per core: the runs alternate, so run k of each
+for line in open(path):   # server saw the same machine, and their ratios show the noise
     name, proto, reqs, ticks, p99, secs = line.split()
+    runs[(name, proto)].append(int(reqs) * hz / int(ticks) if int(ticks) > 0 else 0)
     a = agg[(name, proto)]
     a[0] += int(reqs); a[1] += int(ticks) / hz; a[3] += float(secs)
     if p99 != "nan":
@@ -276,12 +278,6 @@ for (name, proto), (reqs, cpu, p99s, secs) in sorted(agg.items()):
     p99 = max(p99s) if p99s else float("nan")
     print(f"{name:18} {proto:5} {rps:10.0f} {pc:11.0f} {cpu / secs:5.2f} {p99:7.2f} "
           f"{int(rss[name]) / 1024:8.1f}")
-# the runs alternate, so run k of each server saw the same machine: per-run ratios show
-# how far the noise goes
-runs = defaultdict(list)
-for line in open(path):
-    name, proto, reqs, ticks, p99, secs = line.split()
-    runs[(name, proto)].append(int(reqs) * hz / int(ticks) if int(ticks) > 0 else 0)
 for proto in ("h1", "h2c"):
     for peer in ("nginx", "h2o"):
         rs = [e / p for e, p in zip(runs[("echos-redirector", proto)], runs[(peer, proto)]) if p]

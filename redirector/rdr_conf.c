@@ -41,7 +41,7 @@ const struct ec_cfg_opt rdr_conf_opts[] = {
 	{ "token.ttl", EC_CFG_DURATION, O(token_ttl_ms), "1h", 1000, 7 * 86400000.0,
 	  "lifetime of a signed URL" },
 	{ "token.expiry_step", EC_CFG_DURATION, O(token_step_ms), "10s", 1000, 3600000,
-	  "expiries are rounded up to a multiple of this (whole seconds): a URL lives token.ttl "
+	  "expiries are rounded up to a multiple of this (whole seconds, 1s..1h): a URL lives token.ttl "
 	  "to token.ttl + step, and one object's viewers on one box within a step share one "
 	  "signed token" },
 	{ "origin.url", EC_CFG_STR, O(origin_url), "", 0, 0,
@@ -302,6 +302,10 @@ static void conf_check(struct rdr_conf *c, const struct ec_args *args, struct co
 		else
 			c->sign_idx = j;
 	}
+	if (c->token_step_ms % 1000 != 0)
+		errs_add(e, "%s: token.expiry_step: expected whole seconds, got %lldms",
+		         conf_where(args, "token.expiry_step", NULL, where, sizeof where),
+		         (long long)c->token_step_ms);
 
 	if (pol_class_parse(c->sla_max_class, &c->sla.max_class) != 0)
 		errs_add(e, "%s: sla.max_class: expected pop, asn, geo or any, got \"%s\"",

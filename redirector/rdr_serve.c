@@ -309,7 +309,7 @@ static int serve_token(struct rdr *d, const struct rdr_box *row, uint64_t box_ha
 {
 	struct ec_token_claims c;
 	struct rdr_tok_slot *slot = NULL;
-	int64_t step = d->conf.token_step_ms / 1000 > 0 ? d->conf.token_step_ms / 1000 : 1;
+	int64_t step = d->conf.token_step_ms / 1000; /* whole seconds, >= 1: rdr_conf */
 	int64_t exp_s = (ec_wall_s_coarse() + d->conf.token_ttl_ms / 1000 + step - 1) / step * step;
 	uint64_t net_key = 0;
 	int tlen;
@@ -455,11 +455,10 @@ static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
 	return len;
 }
 
-/* A 302 with no body (Content-Length: 0): players and browsers follow Location and never
- * show a redirect's text, so a body would only add bytes to every redirect, and on h2 a
- * DATA frame. */
-/* A 302 to location. is_signed: location (and link) carry tokens, unique and secret,
- * sent never indexed on h2 (EC_HTTP_HDR_SENSITIVE). */
+/* A 302 to location with no body (Content-Length: 0): players and browsers follow
+ * Location and never show a redirect's text, so a body would only add bytes to every
+ * redirect, and on h2 a DATA frame. is_signed: location (and link) carry tokens, unique
+ * and secret, sent never indexed on h2 (EC_HTTP_HDR_SENSITIVE). */
 static void serve_redirect(struct ec_http_req *req, const char *location, size_t loc_len,
                            int is_signed, const char *dbg_name, const char *dbg_value,
                            const char *link, size_t link_len)

@@ -45,7 +45,6 @@ struct boxes_sync {
 	size_t pending;                 /* replies still expected (ZRANGE counts as one) */
 	int is_failed;
 	size_t carried;                 /* members whose row was carried over (EXISTS) */
-	int is_changed;                 /* a carried box is gone, or a member was invalid */
 	struct sync_slot *slots;        /* n */
 	struct rdr_box *rows;           /* n; rows[i].magic != 0: parsed */
 	struct pol_box *boxes;          /* n */
@@ -739,14 +738,6 @@ static void sync_finish(struct boxes_sync *s)
 		goto out;
 	}
 	EC_ASSERT(s->rows != NULL); /* on_members_reply allocated them, or failed the sync */
-	if (b->last_ok_ms != 0 && s->n == b->cur->n && s->carried == s->n && !s->is_changed) {
-		/* every box carried over, none gone, none new: the current table holds these
-		 * rows (in another order); it stays, with its index, instead of a rebuild.
-		 * Between heartbeats, three reads in four are such reads by default. */
-		t = b->cur;
-		n = t->n;
-		goto read_ok;
-	}
 	/* the parsed rows, compacted in place: the arrays become the new table's */
 	for (i = 0; i < s->n; i++) {
 		if (s->rows[i].magic != RDR_BOX_MAGIC)
@@ -756,6 +747,14 @@ static void sync_finish(struct boxes_sync *s)
 			s->boxes[n] = s->boxes[i];
 		}
 		n++;
+	}
+	if (b->last_ok_ms != 0 && s->carried == s->n && n == s->n && n == b->cur->n) {
+		/* every member carried over and still there (an invalid member or a wiped row
+		 * would leave n short), none new: the current table holds these rows (in
+		 * another order); it stays, with its index, instead of a rebuild. Between
+		 * heartbeats, three reads in four are such reads by default. */
+		t = b->cur;
+		goto read_ok;
 	}
 	s->n = n;
 	sync_track(b, s->rows, s->boxes, n, now);
@@ -911,6 +910,23 @@ static int box_command(struct ec_redis *r, struct sync_slot *slot, const char *i
 	return box_send(r, slot, id, hget_resp(), on_hb_reply);
 }
 
+/* Puts slot's box out of this sync: its row is wiped, and when why is given and the sync
+ * still has an owner, a log line names the box (id) and why. */
+static void slot_drop(struct boxes_sync *s, const struct sync_slot *slot, const char *id,
+                      const char *why)
+{
+	if (why && s->owner)
+		boxes_log_malformed(s->owner, id, why);
+	memset(&s->rows[slot->i], 0, sizeof s->rows[slot->i]);
+}
+
+/* Why a per-box reply that is not what its command returns for a hash (e.g. WRONGTYPE:
+ * the key holds no hash) puts the box out; the one box, not the sync. */
+static const char *reply_not_hash(const struct redisReply *reply)
+{
+	return reply->type == REDIS_REPLY_ERROR ? reply->str : "not a hash";
+}
+
 /* The hb field of a changed box. Nil: either the hash expired (the death notice) or its
  * writer does not write hb (an older edge, a hand-made registry): HMGET tells which. */
 static void on_hb_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
@@ -929,23 +945,14 @@ static void on_hb_reply(struct ec_redis *r, struct redisReply *reply, void *arg)
 			s->is_failed = 1;
 		}
 	} else if (reply->type != REDIS_REPLY_STRING) {
-		/* e.g. WRONGTYPE: a key that is not a hash; the one box is out, not the sync */
-		if (s->owner) {
-			boxes_log_malformed(s->owner, s->rows[slot->i].id,
-			                    reply->type == REDIS_REPLY_ERROR ? reply->str
-			                                                     : "not a hash");
-		}
-		memset(&s->rows[slot->i], 0, sizeof s->rows[slot->i]);
+		slot_drop(s, slot, s->rows[slot->i].id, reply_not_hash(reply));
 	} else if (s->owner) {
-		struct rdr_box *row = &s->rows[slot->i];
 		char member[EC_TOKEN_BOX_MAX + 1];
 
-		memcpy(member, row->id, sizeof member);
-		if (rdr_box_parse_hb(member, reply->str, reply->len, row, &s->boxes[slot->i], why,
-		                     sizeof why) != 0) {
-			boxes_log_malformed(s->owner, member, why);
-			memset(row, 0, sizeof *row);
-		}
+		memcpy(member, s->rows[slot->i].id, sizeof member);
+		if (rdr_box_parse_hb(member, reply->str, reply->len, &s->rows[slot->i],
+		                     &s->boxes[slot->i], why, sizeof why) != 0)
+			slot_drop(s, slot, member, why);
 	}
 	sync_reply_done(s);
 }
@@ -963,46 +970,32 @@ static void on_box_reply(struct ec_redis *r, struct redisReply *reply, void *arg
 		s->is_failed = 1; /* the link went down mid-sync */
 	} else if (reply->type != REDIS_REPLY_ARRAY ||
 	           reply->elements != EC_ARRAY_LEN(box_fields)) {
-		/* e.g. WRONGTYPE: a key that is not a hash; the one box is out, not the sync */
-		if (s->owner) {
-			boxes_log_malformed(s->owner, s->rows[slot->i].id,
-			                    reply->type == REDIS_REPLY_ERROR ? reply->str
-			                                                     : "not a hash");
-		}
-		memset(&s->rows[slot->i], 0, sizeof s->rows[slot->i]);
+		slot_drop(s, slot, s->rows[slot->i].id, reply_not_hash(reply));
 	} else if (s->owner) {
-		struct rdr_box *row = &s->rows[slot->i];
 		int bad = 0;
 
-		for (i = 0; i < reply->elements; i++) {
+		for (i = 0; i < reply->elements && !bad; i++) {
 			const struct redisReply *e = reply->element[i];
 
 			if (e->type == REDIS_REPLY_NIL)
 				continue; /* not in the hash */
-			if (e->type != REDIS_REPLY_STRING) {
-				bad = 1;
-				break;
-			}
+			bad = e->type != REDIS_REPLY_STRING;
 			kv[nkv] = box_fields[i].name;
 			kvlen[nkv++] = box_fields[i].len;
 			kv[nkv] = e->str;
 			kvlen[nkv++] = e->len;
 		}
-		if (nkv == 0) {
-			/* no such hash: it expired, the box's death notice; it drops out */
-			memset(row, 0, sizeof *row);
-		} else if (bad) {
-			boxes_log_malformed(s->owner, row->id, "non-string hash element");
-			memset(row, 0, sizeof *row);
+		if (bad) {
+			slot_drop(s, slot, s->rows[slot->i].id, "non-string hash element");
+		} else if (nkv == 0) {
+			slot_drop(s, slot, NULL, NULL); /* no such hash: it expired, the death notice */
 		} else {
 			char member[EC_TOKEN_BOX_MAX + 1];
 
-			memcpy(member, row->id, sizeof member);
-			if (rdr_box_parse(member, nkv, kv, kvlen, row, &s->boxes[slot->i], why,
-			                  sizeof why) != 0) {
-				boxes_log_malformed(s->owner, member, why);
-				memset(row, 0, sizeof *row);
-			}
+			memcpy(member, s->rows[slot->i].id, sizeof member);
+			if (rdr_box_parse(member, nkv, kv, kvlen, &s->rows[slot->i],
+			                  &s->boxes[slot->i], why, sizeof why) != 0)
+				slot_drop(s, slot, member, why);
 		}
 	}
 	sync_reply_done(s);
@@ -1018,10 +1011,8 @@ static void on_exists_reply(struct ec_redis *r, struct redisReply *reply, void *
 	EC_ASSERT(s->magic == SYNC_MAGIC);
 	if (!reply || reply->type != REDIS_REPLY_INTEGER)
 		s->is_failed = 1;
-	else if (reply->integer == 0) {
-		memset(&s->rows[slot->i], 0, sizeof s->rows[slot->i]); /* it drops out */
-		s->is_changed = 1;
-	}
+	else if (reply->integer == 0)
+		slot_drop(s, slot, NULL, NULL); /* it drops out */
 	sync_reply_done(s);
 }
 
@@ -1106,7 +1097,6 @@ static void on_members_reply(struct ec_redis *r, struct redisReply *reply, void 
 		if (row_of[i] == -2) {
 			boxes_log_malformed(s->owner, "(invalid id)",
 			                    "member of echos:{boxes} is not a box id");
-			s->is_changed = 1;
 			continue;
 		}
 		/* the row holds the member name until the reply is parsed over it */

@@ -483,6 +483,11 @@ def test_bad_config_exits_2_naming_file_and_line(tmp_path):
                                                "token.expiry_step": "0s"})
     r = run([echos_bin("echos-redirector"), "-c", bad4])
     assert r.returncode == 2 and f"{bad4}:3: token.expiry_step" in r.stderr
+    bad5 = write_conf(tmp_path / "bad5.conf", {"origin.url": ORIGIN, "token.master": MASTER,
+                                               "token.expiry_step": "1500ms"})
+    r = run([echos_bin("echos-redirector"), "-c", bad5])
+    assert r.returncode == 2 and f"{bad5}:3: token.expiry_step: expected whole seconds" \
+        in r.stderr
 
     r = run([echos_bin("echos-redirector"), "-c", write_conf(tmp_path / "no-origin.conf", {
         "token.master": MASTER})])
