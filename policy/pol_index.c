@@ -286,6 +286,11 @@ fail:
 	return NULL;
 }
 
+const struct pol_box *pol_index_boxes(const struct pol_index *x)
+{
+	return x->boxes;
+}
+
 size_t pol_index_mem_bytes(const struct pol_index *x)
 {
 	return x ? x->mem : 0;

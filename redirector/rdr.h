@@ -8,6 +8,7 @@
 
 #include "ec_cfg.h"
 #include "ec_token.h"
+#include "pol_memo.h"
 #include "pol_types.h"
 #include "rdr_acct.h"
 #include "rdr_conf.h"
@@ -43,6 +44,7 @@ struct rdr_metrics {
 	struct ec_metric *pop_full, *pop_lost;
 	struct ec_metric *geo_errors, *acct_lost;
 	struct ec_metric *forwarded[2];              /* client from [peer, header] */
+	struct ec_metric *memo[2];                   /* decision memo [hit, miss] */
 	/* per service of the config in force: [service][reason], re-bound on reload */
 	struct ec_metric *svc_fallbacks[RDR_SERVICES_MAX + 1][POL_MISS_COUNT_];
 	struct ec_metric *svc_requests[RDR_SERVICES_MAX + 1][2]; /* [box, origin] */
@@ -81,6 +83,10 @@ struct rdr {
 	struct rdr_boxes *boxes;
 	struct rdr_inv *inv;            /* object -> holders from box inventories */
 	uint32_t holders[POL_HOLDERS_MAX]; /* scratch for one decision */
+	struct pol_memo *memo;          /* recent decisions (decision.memo); NULL: off */
+	int64_t memo_slots;             /* the decision.memo it was made for */
+	struct pol_memo_stats memo_past; /* of memos replaced by reloads */
+	uint64_t memo_gen, memo_drops;  /* the table gen and load drops it was filled under */
 	struct rdr_pop *pop;
 	struct rdr_acct acct;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_tick, *ev_drain;

@@ -82,6 +82,9 @@ const struct ec_cfg_opt rdr_conf_opts[] = {
 	  "bind tokens to the client's network, \"V4BITS/V6BITS\" like 24/48; empty: off" },
 	{ "inventory", EC_CFG_BOOL, O(inventory), "yes", 0, 0,
 	  "read box inventories (echos:inv:{box}) and prefer boxes holding the object" },
+	{ "decision.memo", EC_CFG_INT, O(memo_slots), "16384", 0, 1 << 22,
+	  "recent decisions remembered (object, client network, service), each reused while it "
+	  "is still exactly what the full decision would give; 0: off" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL },
 };
 

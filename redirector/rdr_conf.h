@@ -72,6 +72,7 @@ struct rdr_conf {
 	int alternates;                 /* Link: rel=duplicate alternates on box redirects */
 	char *bind_client_prefix;       /* "" or "V4BITS/V6BITS" */
 	int inventory;                  /* read box inventories and prefer holders */
+	int64_t memo_slots;             /* decision.memo: decisions remembered; 0: off */
 
 	/* derived by rdr_conf_load() */
 	struct pol_sla sla;

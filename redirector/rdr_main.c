@@ -16,6 +16,7 @@
 #include "ec_metrics.h"
 #include "ec_redis.h"
 #include "ec_time.h"
+#include "pol_memo.h"
 #include "rdr.h"
 #include "rdr_inv.h"
 #include "rdr_pop.h"
@@ -153,6 +154,24 @@ static void rdr_reload(struct rdr *d)
 	ec_log_set_level((enum ec_log_level)nc.log_level);
 	rdr_conf_fini(&d->conf);
 	d->conf = nc;
+	/* the services' SLAs the memo's entries point at are gone: clear it, or make it anew
+	 * at its new size */
+	if (d->memo && d->memo_slots == d->conf.memo_slots) {
+		pol_memo_clear(d->memo);
+	} else {
+		if (d->memo) {
+			struct pol_memo_stats st;
+
+			pol_memo_stats(d->memo, &st);
+			d->memo_past.hits += st.hits;
+			d->memo_past.misses += st.misses;
+		}
+		pol_memo_free(d->memo);
+		d->memo_slots = d->conf.memo_slots;
+		d->memo = d->memo_slots ? pol_memo_new((size_t)d->memo_slots) : NULL;
+		if (d->memo_slots && !d->memo)
+			ec_log_err("reload: decision.memo: out of memory; deciding without it");
+	}
 	if (rdr_serve_services_bind(d, &d->conf) != 0)
 		ec_log_err("reload: per-service metrics: out of memory; those series stop");
 	ec_log_info("reload: %s: done", path);
@@ -194,7 +213,10 @@ static int rdr_init(struct rdr *d)
 	d->metrics = ec_metrics_new();
 	d->pop = rdr_pop_new(RDR_POP_MAX_ENTRIES);
 	d->tokcache = calloc(RDR_TOKCACHE_SLOTS, sizeof *d->tokcache);
-	if (!d->base || !d->metrics || !d->pop || !d->tokcache || rdr_serve_metrics_init(d) != 0) {
+	d->memo_slots = d->conf.memo_slots;
+	d->memo = d->memo_slots ? pol_memo_new((size_t)d->memo_slots) : NULL;
+	if (!d->base || !d->metrics || !d->pop || !d->tokcache ||
+	    (d->conf.memo_slots && !d->memo) || rdr_serve_metrics_init(d) != 0) {
 		ec_log_err("startup: out of memory");
 		return EC_ENOMEM;
 	}
@@ -284,6 +306,8 @@ static void rdr_fini(struct rdr *d)
 	rdr_pop_free(d->pop);
 	free(d->tokcache);
 	d->tokcache = NULL;
+	pol_memo_free(d->memo);
+	d->memo = NULL;
 	if (d->metrics)
 		ec_metrics_free(d->metrics);
 	rdr_locate_fini(&d->loc);

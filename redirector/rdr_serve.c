@@ -15,6 +15,7 @@
 #include "ec_time.h"
 #include "ec_token.h"
 #include "pol_index.h"
+#include "pol_memo.h"
 #include "pol_score.h"
 #include "rdr.h"
 #include "rdr_fwd.h"
@@ -175,6 +176,13 @@ int rdr_serve_metrics_init(struct rdr *d)
 	ok &= ec_metrics_gauge_fn(r, "echos_redirector_token_cache_hits",
 		"Redirect tokens reused from the cache (same object, box and second)", NULL,
 		metric_tok_hits, d) != NULL;
+	m->memo[0] = ec_metrics_counter(r, "echos_redirector_decision_memo_total",
+		"Box decisions by whether the memo answered (hit) or the index was walked (miss)",
+		"result=\"hit\"");
+	m->memo[1] = ec_metrics_counter(r, "echos_redirector_decision_memo_total",
+		"Box decisions by whether the memo answered (hit) or the index was walked (miss)",
+		"result=\"miss\"");
+	ok &= m->memo[0] && m->memo[1];
 	ok &= ec_metrics_gauge_fn(r, "echos_redirector_locate_cache_hits",
 		"Client locations reused from the per-address cache (kept until a reload)", NULL,
 		metric_loc_hits, d) != NULL;
@@ -194,6 +202,7 @@ int rdr_serve_metrics_init(struct rdr *d)
 static void serve_metrics_refresh(struct rdr *d)
 {
 	struct rdr_metrics *m = &d->m;
+	struct pol_memo_stats st = { 0, 0, 0, 0 };
 
 	ec_metric_set(m->syncs_ok, (double)rdr_boxes_syncs(d->boxes, 0));
 	ec_metric_set(m->syncs_failed, (double)rdr_boxes_syncs(d->boxes, 1));
@@ -202,6 +211,10 @@ static void serve_metrics_refresh(struct rdr *d)
 	ec_metric_set(m->pop_lost, (double)rdr_pop_lost(d->pop));
 	ec_metric_set(m->geo_errors, (double)d->loc.geo_errors);
 	ec_metric_set(m->acct_lost, (double)d->acct.lost);
+	if (d->memo)
+		pol_memo_stats(d->memo, &st);
+	ec_metric_set(m->memo[0], (double)(d->memo_past.hits + st.hits));
+	ec_metric_set(m->memo[1], (double)(d->memo_past.misses + st.misses));
 }
 
 /* ---- request checks ----------------------------------------------------------------- */
@@ -512,6 +525,24 @@ static const struct sockaddr *serve_client_addr(struct rdr *d, const struct ec_h
 	return (const struct sockaddr *)buf;
 }
 
+/* The decision, through the memo when there is one: a memo filled under another table,
+ * or before some box's load went down in place, is cleared first (pol_memo.h). */
+static int serve_choose(struct rdr *d, const struct rdr_table *t, const struct pol_query *q,
+                        struct pol_choice *out)
+{
+	uint64_t drops;
+
+	if (!d->memo)
+		return pol_index_choose(t->cand, q, out);
+	drops = rdr_boxes_load_drops(d->boxes);
+	if (t->gen != d->memo_gen || drops != d->memo_drops) {
+		pol_memo_clear(d->memo);
+		d->memo_gen = t->gen;
+		d->memo_drops = drops;
+	}
+	return pol_memo_choose(d->memo, t->cand, q, out);
+}
+
 void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 {
 	struct rdr *d = arg;
@@ -567,7 +598,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 			q.n_holders = rdr_inv_holders(d->inv, t, q.obj_hash, d->holders,
 			                              EC_ARRAY_LEN(d->holders));
 		q.holders = d->holders;
-		if (pol_index_choose(t->cand, &q, &choice) == 0 && choice.box >= 0 &&
+		if (serve_choose(d, t, &q, &choice) == 0 && choice.box >= 0 &&
 		    (size_t)choice.box < t->n) {
 			if (serve_box_url(d, t, choice.box, req, q.obj_hash, net_bits ? &net : NULL,
 			                  net_bits, d->loc_buf, sizeof d->loc_buf, &loc_len) == 0)

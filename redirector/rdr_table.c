@@ -81,6 +81,7 @@ struct rdr_boxes {
 	int is_down_logged;
 	uint64_t syncs_ok, syncs_failed, malformed, malformed_unlogged;
 	int64_t malformed_next_log_ms;
+	uint64_t load_drops;            /* times some box's charged load went down in place */
 };
 
 /* ---- parsing ---------------------------------------------------------------------- */
@@ -577,8 +578,11 @@ void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now
 	k = slot % RDR_CHARGE_SLOTS;
 	if (r->charge_slot[k] != slot) {
 		/* the ring wrapped: what was here is older than any charge can last */
-		if (r->charge_slot[k] != 0 && t->boxes[row].charged_bps >= r->charge_bps[k])
+		if (r->charge_slot[k] != 0 && t->boxes[row].charged_bps >= r->charge_bps[k] &&
+		    r->charge_bps[k] != 0) {
 			t->boxes[row].charged_bps -= r->charge_bps[k];
+			b->load_drops++;
+		}
 		r->charge_slot[k] = slot;
 		r->charge_bps[k] = 0;
 	}
@@ -592,8 +596,15 @@ static void charge_refresh(struct rdr_boxes *b, int64_t now)
 {
 	struct rdr_table *t = b->cur;
 
-	for (size_t i = 0; i < t->n; i++)
-		t->boxes[i].charged_bps = charge_sum(b, &t->rows[i], t->boxes[i].hb_ms, now);
+	int is_down = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		uint64_t c = charge_sum(b, &t->rows[i], t->boxes[i].hb_ms, now);
+
+		is_down |= c < t->boxes[i].charged_bps;
+		t->boxes[i].charged_bps = c;
+	}
+	b->load_drops += is_down;
 }
 
 /* ---- locating boxes --------------------------------------------------------------- */
@@ -1287,6 +1298,11 @@ double rdr_boxes_age_s(const struct rdr_boxes *b, int64_t now_ms)
 uint64_t rdr_boxes_syncs(const struct rdr_boxes *b, int failed)
 {
 	return failed ? b->syncs_failed : b->syncs_ok;
+}
+
+uint64_t rdr_boxes_load_drops(const struct rdr_boxes *b)
+{
+	return b->load_drops;
 }
 
 uint64_t rdr_boxes_malformed(const struct rdr_boxes *b)

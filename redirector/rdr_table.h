@@ -128,5 +128,9 @@ void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now
 double rdr_boxes_age_s(const struct rdr_boxes *b, int64_t now_ms);
 uint64_t rdr_boxes_syncs(const struct rdr_boxes *b, int failed);
 uint64_t rdr_boxes_malformed(const struct rdr_boxes *b);
+/* Counts the times a box's load in the current table went down in place (charges
+ * expiring): a decision memo (pol_memo.h) made before such a drop must be cleared. A new
+ * table (another gen) is the other reason to clear one. */
+uint64_t rdr_boxes_load_drops(const struct rdr_boxes *b);
 
 #endif
