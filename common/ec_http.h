@@ -58,6 +58,10 @@ struct ec_http_header {
  * leaves location out by itself) nor an intermediary's re-encoding, and it cannot be
  * probed through compression (RFC 7541 7.1). No effect on HTTP/1.1. */
 #define EC_HTTP_HDR_SENSITIVE 2u
+/* A response header whose value the caller vouches for: no CR, LF or NUL in it (a
+ * literal, or text built only from parts checked before). The server then does not scan
+ * it; sanitizer builds (make check) verify the claim. */
+#define EC_HTTP_HDR_VALUE_OK 4u
 
 /* A request as the handler sees it. All pointers are owned by the server and valid until
  * the request is closed (see ec_http_req_on_close). Read-only for the handler except user. */

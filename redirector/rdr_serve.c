@@ -473,24 +473,25 @@ static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
  * redirect, and on h2 a DATA frame. is_signed: location (and link) carry tokens, unique
  * and secret, sent never indexed on h2 (EC_HTTP_HDR_SENSITIVE). */
 static void serve_redirect(struct ec_http_req *req, const char *location, size_t loc_len,
-                           int is_signed, const char *dbg_name, const char *dbg_value,
-                           const char *link, size_t link_len)
+                           int is_signed, const char *dbg_name, size_t dbg_name_len,
+                           const char *dbg_value, const char *link, size_t link_len)
 {
+	/* every name is a literal token (EC_HTTP_HDR_NAME_OK), every value but Location and
+	 * Link (which carry the viewer's query) a literal, a box id or a miss reason
+	 * (EC_HTTP_HDR_VALUE_OK): the server skips those checks per request */
+	const unsigned ok = EC_HTTP_HDR_NAME_OK | EC_HTTP_HDR_VALUE_OK;
+	unsigned tok = is_signed ? EC_HTTP_HDR_SENSITIVE : 0;
 	struct ec_http_header h[6];
 	size_t n = 5;
 
-	/* every name is a literal token: EC_HTTP_HDR_NAME_OK spares the per-request check */
-	unsigned tok = is_signed ? EC_HTTP_HDR_SENSITIVE : 0;
-
 	h[0] = (struct ec_http_header){ "Location", 8, location, loc_len,
 	                                EC_HTTP_HDR_NAME_OK | tok };
-	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8, EC_HTTP_HDR_NAME_OK };
-	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1,
-	                                EC_HTTP_HDR_NAME_OK };
-	h[3] = (struct ec_http_header){ dbg_name, strlen(dbg_name), dbg_value, 0,
-	                                EC_HTTP_HDR_NAME_OK };
+	h[1] = (struct ec_http_header){ "Cache-Control", 13, "no-store", 8, ok };
+	h[2] = (struct ec_http_header){ "Access-Control-Allow-Origin", 27, "*", 1, ok };
+	h[3] = (struct ec_http_header){ dbg_name, dbg_name_len, dbg_value, strlen(dbg_value),
+	                                ok };
 	h[4] = (struct ec_http_header){ "Access-Control-Expose-Headers", 29,
-	                                "Echos-Box, Echos-Miss, Link", 27, EC_HTTP_HDR_NAME_OK };
+	                                "Echos-Box, Echos-Miss, Link", 27, ok };
 	if (link_len > 0)
 		h[n++] = (struct ec_http_header){ "Link", 4, link, link_len,
 		                                  EC_HTTP_HDR_NAME_OK | tok };
@@ -619,7 +620,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		ec_metric_inc(d->m.requests[proto][0]);
 		ec_metric_inc(d->m.svc_requests[svc][0]);
 		rdr_acct_box(&d->acct, sv->name, region);
-		serve_redirect(req, d->loc_buf, loc_len, 1, "Echos-Box", t->rows[choice.box].id,
+		serve_redirect(req, d->loc_buf, loc_len, 1, "Echos-Box", 9, t->rows[choice.box].id,
 		               d->link_buf, link_len);
 		return;
 	}
@@ -635,7 +636,8 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	ec_metric_inc(d->m.svc_requests[svc][1]);
 	ec_metric_inc(d->m.svc_fallbacks[svc][miss]);
 	rdr_acct_origin(&d->acct, miss, sv->name, region);
-	serve_redirect(req, d->loc_buf, loc_len, 0, "Echos-Miss", pol_miss_name(miss), NULL, 0);
+	serve_redirect(req, d->loc_buf, loc_len, 0, "Echos-Miss", 10, pol_miss_name(miss), NULL,
+	               0);
 }
 
 /* ---- admin -------------------------------------------------------------------------- */
