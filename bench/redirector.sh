@@ -183,13 +183,20 @@ taskset -c $SRV_CPU h2o -c "$W/h2o.conf" >"$W/h2o.log" 2>&1 &
 HPID=$!; PIDS+=($HPID)
 wait_port "$HPORT"
 
-# wait until the redirector answers with a box (table loaded)
-for _ in $(seq 100); do
-	curl -s -o /dev/null -D - "http://127.0.0.1:$EPORT/v/warm.ts" | grep -qi '^echos-box:' && break
+# wait until the redirector answers with a box (table loaded), at most 30 s
+for _ in $(seq 300); do
+	curl -s -m 2 -o /dev/null -D - "http://127.0.0.1:$EPORT/v/warm.ts" | grep -qi '^echos-box:' && break
 	sleep 0.1
 done
-curl -s -o /dev/null -D - "http://127.0.0.1:$EPORT/v/warm.ts" | grep -qi '^echos-box:' ||
-	{ echo "redirector.sh: the redirector never chose a box" >&2; cat "$W/rdr.log" >&2; exit 1; }
+if ! curl -s -m 2 -o /dev/null -D - "http://127.0.0.1:$EPORT/v/warm.ts" | grep -qi '^echos-box:'; then
+	echo "redirector.sh: the redirector never chose a box in 30 s; its answer, state and log:" >&2
+	curl -s -m 2 -o /dev/null -D - "http://127.0.0.1:$EPORT/v/warm.ts" >&2
+	curl -s -m 2 "http://127.0.0.1:$EADMIN/metrics" |
+		grep -E '^echos_redirector_(boxes|box_syncs_total|box_table_age|redis_up|fallbacks_total)' >&2
+	echo "registered: $(redis-cli -p "$RPORT" zcard 'echos:{boxes}')" >&2
+	cat "$W/rdr.log" >&2
+	exit 1
+fi
 
 # ---- measuring -------------------------------------------------------------------------
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
