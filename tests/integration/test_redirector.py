@@ -598,6 +598,56 @@ def test_sighup_with_a_corrupt_mmdb_keeps_the_old_one(procs, tmp_path, redis, bo
     assert box_of(rdr) == "box-a1"
 
 
+def test_decision_memo_is_resized_or_turned_off_by_a_reload(procs, tmp_path, redis, boxes):
+    """decision.memo changes on SIGHUP: off, the decisions are all walks and the memo's
+    counters stand still; on again at another size, hits come back and the counters go on
+    from where they were (a Prometheus counter never goes down)."""
+    for k in (1, 2):
+        boxes.add(f"box-a{k}", f"http://127.0.0.{k + 1}:8080", pop="pop-a",
+                  region="region-1")
+    rdr = Rdr(procs, tmp_path, redis.addr, extra={"sla.max_class": "pop"})
+    wait_for(lambda: rdr.metrics().get("echos_redirector_boxes") == 2, 10, what="2 boxes")
+    hit = 'echos_redirector_decision_memo_total{result="hit"}'
+    miss = 'echos_redirector_decision_memo_total{result="miss"}'
+
+    def burst():
+        conn = http.client.HTTPConnection("127.0.0.1", rdr.port, timeout=5)
+        seen = set()
+        for _ in range(20):
+            conn.request("GET", "/v/memo.ts")
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 302
+            seen.add(r.getheader("echos-box"))
+        conn.close()
+        return seen
+
+    def reload(memo):
+        conf = Path(rdr.conf_path)
+        text = "".join(line + "\n" for line in conf.read_text().splitlines()
+                       if not line.startswith("decision.memo"))
+        conf.write_text(text + f"decision.memo = {memo}\n")
+        done = rdr.proc.log_text().count(": done")
+        rdr.proc.signal(signal.SIGHUP)
+        wait_for(lambda: rdr.proc.log_text().count(": done") > done, 5, what="reload done")
+
+    assert burst() <= {"box-a1", "box-a2"}
+    m1 = rdr.metrics()
+    assert m1[hit] >= 10 and m1[hit] + m1[miss] == 20, m1
+    reload(0)
+    assert burst() <= {"box-a1", "box-a2"}
+    m2 = rdr.metrics()
+    assert (m2[hit], m2[miss]) == (m1[hit], m1[miss])
+    reload(64)
+    assert burst() <= {"box-a1", "box-a2"}
+    m3 = rdr.metrics()
+    assert m3[hit] >= m2[hit] + 10 and m3[hit] + m3[miss] == m2[hit] + m2[miss] + 20, m3
+    reload(64)  # the same size: kept, emptied (the services' SLAs are new)
+    assert rdr.proc.alive()
+    assert burst() <= {"box-a1", "box-a2"}
+    assert rdr.metrics()[miss] >= m3[miss] + 1
+
+
 def test_bad_requests_get_400_405_and_preflight_204(procs, tmp_path, redis):
     rdr = Rdr(procs, tmp_path, redis.addr)
     r = curl(rdr.url + "/a/../etc/passwd", "--path-as-is")
