@@ -973,8 +973,16 @@ static int conn_push_out(struct ec_http_conn *c, int from_event)
 	size_t len, mem, done = 0;
 	ssize_t n = 1;
 
-	if (!from_event && c->proto == EC_HTTP_CONN_H1 &&
-	    evbuffer_get_length(out) > EC_HTTP_MAX_WRITE)
+	len = evbuffer_get_length(out);
+	if (len == 0) {
+		/* the common end of a direct answer: nothing was queued */
+		if (c->wr_added) {
+			event_del(&c->wev);
+			c->wr_added = 0;
+		}
+		return 1;
+	}
+	if (!from_event && c->proto == EC_HTTP_CONN_H1 && len > EC_HTTP_MAX_WRITE)
 		goto wait;
 	/* the bufferevent keeps its output's front frozen except while it writes */
 	evbuffer_unfreeze(out, 1);

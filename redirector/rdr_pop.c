@@ -11,6 +11,7 @@
 #include "ec_err.h"
 #include "ec_fmt.h"
 #include "ec_redis.h"
+#include "pol_score.h"
 #include "rdr_pop.h"
 
 #define POP_MAGIC 0x52504f50u /* "RPOP" */
@@ -35,17 +36,19 @@ struct rdr_pop {
 	uint64_t overflow, lost, sent, misses_sent;
 };
 
-static uint64_t pop_hash(const char *region, size_t rlen, const char *path, size_t plen)
+/* The map's hash of (region, path): the caller's hash of the path (pol_hash_bytes, which
+ * the decision needs anyway) mixed with the region's bytes (a short name). */
+static uint64_t pop_hash(const char *region, size_t rlen, uint64_t path_hash)
 {
 	uint64_t h = 1469598103934665603ull;
 	size_t i;
 
 	for (i = 0; i < rlen; i++)
 		h = (h ^ (unsigned char)region[i]) * 1099511628211ull;
-	h = (h ^ 0xff) * 1099511628211ull;
-	for (i = 0; i < plen; i++)
-		h = (h ^ (unsigned char)path[i]) * 1099511628211ull;
-	return h;
+	h ^= path_hash;
+	h ^= h >> 31;
+	h *= 0x9E3779B97F4A7C15ULL;
+	return h ^ (h >> 29);
 }
 
 struct rdr_pop *rdr_pop_new(size_t max_entries)
@@ -102,11 +105,12 @@ int rdr_pop_miss_counts(enum pol_miss m)
 
 int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_t path_len)
 {
-	return rdr_pop_count_outcome(p, region, path, path_len, POL_MISS_NONE);
+	return rdr_pop_count_outcome(p, region, path, path_len, pol_hash_bytes(path, path_len),
+	                             POL_MISS_NONE);
 }
 
 int rdr_pop_count_outcome(struct rdr_pop *p, const char *region, const char *path,
-                          size_t path_len, enum pol_miss miss)
+                          size_t path_len, uint64_t path_hash, enum pol_miss miss)
 {
 	uint64_t is_miss = rdr_pop_miss_counts(miss) ? 1 : 0;
 	size_t rlen = strlen(region), mask = p->cap - 1, i;
@@ -116,7 +120,7 @@ int rdr_pop_count_outcome(struct rdr_pop *p, const char *region, const char *pat
 	EC_ASSERT(p->magic == POP_MAGIC);
 	if (path_len > RDR_POP_MAX_PATH)
 		return EC_ETOOBIG;
-	h = pop_hash(region, rlen, path, path_len);
+	h = pop_hash(region, rlen, path_hash);
 	for (i = h & mask; (e = p->slots[i]) != NULL; i = (i + 1) & mask) {
 		if (e->hash == h && e->region_len == rlen && e->path_len == path_len &&
 		    memcmp(e->key, region, rlen) == 0 &&

@@ -35,9 +35,11 @@ int rdr_pop_count(struct rdr_pop *p, const char *region, const char *path, size_
 int rdr_pop_miss_counts(enum pol_miss m);
 
 /* Counts one request as rdr_pop_count() does and, when rdr_pop_miss_counts(miss), one
- * origin fallback of the same (region, path), flushed to echos:miss. Same returns. */
+ * origin fallback of the same (region, path), flushed to echos:miss. path_hash must be
+ * pol_hash_bytes(path, path_len) (the redirector has it from the decision). Same
+ * returns. */
 int rdr_pop_count_outcome(struct rdr_pop *p, const char *region, const char *path,
-                          size_t path_len, enum pol_miss miss);
+                          size_t path_len, uint64_t path_hash, enum pol_miss miss);
 
 /* Sends the batch to the bucket of wall_ms's minute and empties the map. Returns the
  * number of entries sent, or EC_EAGAIN when Redis is down (the rest of the batch is

@@ -557,6 +557,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	enum pol_miss miss = POL_MISS_NONE;
 	const char *region, *why;
 	size_t svc, loc_len = 0, link_len = 0;
+	uint64_t obj_hash;
 	unsigned net_bits = 0;
 	int has_box = 0;
 	/* the decision's own latency is timed from here: start_us when the server read it
@@ -591,10 +592,10 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		net_bits = rdr_fwd_mask(client_sa, d->conf.bind_v4_bits, d->conf.bind_v6_bits,
 		                        &net);
 	t = rdr_boxes_table(d->boxes);
+	obj_hash = pol_hash_bytes(req->path, req->path_len);
 	judge_ms = rdr_boxes_judge_time(d->boxes, now_ms, &miss);
 	if (miss == POL_MISS_NONE) {
-		q = (struct pol_query){ &client, pol_hash_bytes(req->path, req->path_len), &sv->sla,
-		                        judge_ms, NULL, 0 };
+		q = (struct pol_query){ &client, obj_hash, &sv->sla, judge_ms, NULL, 0 };
 		if (d->conf.inventory)
 			q.n_holders = rdr_inv_holders(d->inv, t, q.obj_hash, d->holders,
 			                              EC_ARRAY_LEN(d->holders));
@@ -610,7 +611,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 			miss = choice.miss != POL_MISS_NONE ? choice.miss : POL_MISS_NO_BOX;
 		}
 	}
-	rdr_pop_count_outcome(d->pop, region, req->path, req->path_len, miss);
+	rdr_pop_count_outcome(d->pop, region, req->path, req->path_len, obj_hash, miss);
 	if (has_box) {
 		rdr_boxes_charge(d->boxes, (size_t)choice.box, sv->sla.viewer_bps, now_ms);
 		if (d->conf.alternates)

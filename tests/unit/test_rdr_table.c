@@ -356,8 +356,10 @@ static void test_pop_counts_only_fallbacks_replicas_could_fix(void **state)
 		if (rdr_pop_miss_counts(pop_miss_rows[i].miss) != pop_miss_rows[i].counts)
 			fail_msg("%s: miss_counts %d", pop_miss_rows[i].name, !pop_miss_rows[i].counts);
 		assert_int_equal(rdr_pop_count_outcome(p, "eu", path, strlen(path),
+		                                       pol_hash_bytes(path, strlen(path)),
 		                                       pop_miss_rows[i].miss), 0);
 		assert_int_equal(rdr_pop_count_outcome(p, "eu", path, strlen(path),
+		                                       pol_hash_bytes(path, strlen(path)),
 		                                       pop_miss_rows[i].miss), 0);
 		assert_non_null(e = pop_find(p, "eu", path));
 		if (e->count != 2 || e->misses != (uint64_t)(2 * pop_miss_rows[i].counts))
@@ -366,9 +368,10 @@ static void test_pop_counts_only_fallbacks_replicas_could_fix(void **state)
 	}
 	/* the same (region, path) mixes hits and fallbacks; rdr_pop_count() is a hit */
 	assert_int_equal(rdr_pop_count(p, "eu", "/x", 2), 0);
-	assert_int_equal(rdr_pop_count_outcome(p, "eu", "/x", 2, POL_MISS_ALL_OVER_CAPACITY),
-	                 0);
-	assert_int_equal(rdr_pop_count_outcome(p, "us", "/x", 2, POL_MISS_SLA_TTFB), 0);
+	assert_int_equal(rdr_pop_count_outcome(p, "eu", "/x", 2, pol_hash_bytes("/x", 2),
+	                                       POL_MISS_ALL_OVER_CAPACITY), 0);
+	assert_int_equal(rdr_pop_count_outcome(p, "us", "/x", 2, pol_hash_bytes("/x", 2),
+	                                       POL_MISS_SLA_TTFB), 0);
 	assert_non_null(e = pop_find(p, "eu", "/x"));
 	assert_int_equal(e->count, 2);
 	assert_int_equal(e->misses, 1);
