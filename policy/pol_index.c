@@ -291,6 +291,11 @@ const struct pol_box *pol_index_boxes(const struct pol_index *x)
 	return x->boxes;
 }
 
+size_t pol_index_count(const struct pol_index *x)
+{
+	return x->n;
+}
+
 size_t pol_index_mem_bytes(const struct pol_index *x)
 {
 	return x ? x->mem : 0;

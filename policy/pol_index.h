@@ -36,8 +36,9 @@ struct pol_key_idx {
  * Linear: the index and the redirector's sync order 10,000 boxes a second with it. */
 void pol_sort_key_idx(struct pol_key_idx *a, struct pol_key_idx *tmp, size_t n);
 
-/* The table the index was built over (what pol_index_new borrowed). */
+/* The table the index was built over (what pol_index_new borrowed) and its size. */
 const struct pol_box *pol_index_boxes(const struct pol_index *x);
+size_t pol_index_count(const struct pol_index *x);
 
 /* Bytes held by the index (for metrics). */
 size_t pol_index_mem_bytes(const struct pol_index *x);

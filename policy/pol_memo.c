@@ -97,6 +97,7 @@ int pol_memo_choose(struct pol_memo *m, const struct pol_index *x, const struct 
 {
 	const struct pol_client *c = q->client;
 	const struct pol_box *boxes = pol_index_boxes(x);
+	size_t n = pol_index_count(x);
 	const struct pol_geo_q no_geo = { 0, { 0, 0, 0 }, 0 };
 	size_t nh = q->n_holders;
 	struct memo_entry *e;
@@ -109,6 +110,8 @@ int pol_memo_choose(struct pol_memo *m, const struct pol_index *x, const struct 
 	    e->asn == c->asn && e->sla == q->sla && q->now_ms >= e->now_ms &&
 	    e->n_holders == nh &&
 	    (nh == 0 || memcmp(e->holders, q->holders, nh * sizeof *q->holders) == 0) &&
+	    /* a caller that swapped the index without a clear gets walks, not a stray read */
+	    (size_t)e->box < n && (size_t)e->alt < n &&
 	    memo_holds_up(&boxes[e->box], q, e->box_bucket) &&
 	    memo_holds_up(&boxes[e->alt], q, e->alt_bucket)) {
 		out->box = e->box;

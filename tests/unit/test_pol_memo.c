@@ -313,6 +313,41 @@ static void test_memo_keys_on_holders_and_sla(void **state)
 	pol_index_free(x);
 }
 
+/* Against the contract, a smaller index without a clear: the remembered boxes lie past
+ * its end, and the memo walks the new index instead of reading beyond its table. */
+static void test_memo_never_reads_past_a_smaller_table(void **state)
+{
+	struct pol_box b[4] = { BOX(0), BOX(1), BOX(2), BOX(3) };
+	struct pol_sla sla = { 3000, 0, 10 * MiB, 0.9, POL_CLASS_ANY, 500, 1 };
+	struct pol_index *x = pol_index_new(b, 4);
+	struct pol_memo *m = pol_memo_new(16);
+	struct pol_choice ch, walk;
+	struct pol_query q = { &client_a, 0, &sla, NOW, NULL, 0 };
+	uint64_t obj;
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(m);
+	/* an object whose two best are boxes 2 and 3 */
+	for (obj = 1;; obj++) {
+		q.obj_hash = obj;
+		assert_int_equal(pol_index_choose(x, &q, &walk), 0);
+		if (walk.box >= 2 && walk.alt >= 2)
+			break;
+	}
+	assert_int_equal(pol_memo_choose(m, x, &q, &ch), 0);
+	pol_index_free(x);
+	x = pol_index_new(b, 2);
+	assert_non_null(x);
+	assert_int_equal(pol_memo_choose(m, x, &q, &ch), 0);
+	assert_int_equal(pol_index_choose(x, &q, &walk), 0);
+	assert_int_equal(ch.box, walk.box);
+	assert_int_equal(ch.alt, walk.alt);
+	assert_true(ch.box < 2 && ch.alt < 2);
+	pol_memo_free(m);
+	pol_index_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_memo_answers_as_the_walk_on_tables_with_lanes),
 		cmocka_unit_test(test_memo_follows_charges_and_staleness),
 		cmocka_unit_test(test_memo_keys_on_holders_and_sla),
+		cmocka_unit_test(test_memo_never_reads_past_a_smaller_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
