@@ -71,25 +71,15 @@ void pol_memo_clear(struct pol_memo *m)
 	}
 }
 
-/* Is b still eligible, in the same bucket? */
-static inline int memo_holds_up(const struct pol_box *b, const struct pol_query *q,
-                                unsigned bucket)
+/* b's load bucket with the new viewer, or -1 when b is not eligible (pol_rank). */
+static inline int memo_bucket(const struct pol_box *b, const struct pol_query *q)
 {
 	enum pol_miss why;
 	double load = 0;
 
-	return pol_rank_eligible(b, q->sla, q->now_ms, &why, &load) &&
-	       pol_rank_bucket(b, load) == bucket;
-}
-
-/* The bucket of an eligible box now (it was just chosen, so it is eligible). */
-static inline unsigned memo_bucket(const struct pol_box *b, const struct pol_query *q)
-{
-	enum pol_miss why;
-	double load = 0;
-
-	pol_rank_eligible(b, q->sla, q->now_ms, &why, &load);
-	return pol_rank_bucket(b, load);
+	if (!pol_rank_eligible(b, q->sla, q->now_ms, &why, &load))
+		return -1;
+	return (int)pol_rank_bucket(b, load);
 }
 
 int pol_memo_choose(struct pol_memo *m, const struct pol_index *x, const struct pol_query *q,
@@ -112,8 +102,8 @@ int pol_memo_choose(struct pol_memo *m, const struct pol_index *x, const struct 
 	    (nh == 0 || memcmp(e->holders, q->holders, nh * sizeof *q->holders) == 0) &&
 	    /* a caller that swapped the index without a clear gets walks, not a stray read */
 	    (size_t)e->box < n && (size_t)e->alt < n &&
-	    memo_holds_up(&boxes[e->box], q, e->box_bucket) &&
-	    memo_holds_up(&boxes[e->alt], q, e->alt_bucket)) {
+	    memo_bucket(&boxes[e->box], q) == e->box_bucket &&
+	    memo_bucket(&boxes[e->alt], q) == e->alt_bucket) {
 		out->box = e->box;
 		out->alt = e->alt;
 		out->cls = (enum pol_class)e->cls;
@@ -124,7 +114,8 @@ int pol_memo_choose(struct pol_memo *m, const struct pol_index *x, const struct 
 	}
 	m->st.misses++;
 	r = pol_index_choose(x, q, out);
-	if (r != 0 || out->alt < 0 || nh > MEMO_HOLDERS || out->cls > POL_CLASS_ASN ||
+	/* the alternative ranks below the box, so its class bounds both */
+	if (r != 0 || out->alt < 0 || nh > MEMO_HOLDERS ||
 	    pol_rank_proximity(&boxes[out->alt], c, POL_CLASS_ASN, &no_geo, NULL) >
 	            POL_CLASS_ASN)
 		return r;

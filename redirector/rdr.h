@@ -84,9 +84,8 @@ struct rdr {
 	struct rdr_inv *inv;            /* object -> holders from box inventories */
 	uint32_t holders[POL_HOLDERS_MAX]; /* scratch for one decision */
 	struct pol_memo *memo;          /* recent decisions (decision.memo); NULL: off */
-	int64_t memo_slots;             /* the decision.memo it was made for */
 	struct pol_memo_stats memo_past; /* of memos replaced by reloads */
-	uint64_t memo_gen, memo_drops;  /* the table gen and load drops it was filled under */
+	uint64_t memo_epoch;            /* the rdr_boxes_epoch it was filled under */
 	struct rdr_pop *pop;
 	struct rdr_acct acct;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_tick, *ev_drain;

@@ -116,6 +116,22 @@ static int rdr_same_list(const struct ec_cfg_list *a, const struct ec_cfg_list *
 	return 1;
 }
 
+/* Replaces the decision memo with one of `slots` entries (0: none), keeping the counts
+ * of the one it replaces for the metrics. Returns 0, or EC_ENOMEM (then no memo). */
+static int rdr_memo_make(struct rdr *d, int64_t slots)
+{
+	struct pol_memo_stats st;
+
+	if (d->memo) {
+		pol_memo_stats(d->memo, &st);
+		d->memo_past.hits += st.hits;
+		d->memo_past.misses += st.misses;
+		pol_memo_free(d->memo);
+	}
+	d->memo = slots ? pol_memo_new((size_t)slots) : NULL;
+	return slots && !d->memo ? EC_ENOMEM : 0;
+}
+
 /* SIGHUP: a new config replaces the old only when it loads completely; the topology and
  * MMDB files are reloaded either way (under the config in force), each kept if it fails. */
 static void rdr_reload(struct rdr *d)
@@ -152,26 +168,14 @@ static void rdr_reload(struct rdr *d)
 	if (rdr_boxes_configure(d->boxes, &bo) != 0)
 		ec_log_err("reload: box table options: out of memory; keeping the old ones");
 	ec_log_set_level((enum ec_log_level)nc.log_level);
+	/* the services' SLAs the memo's entries point at go with the old conf: empty the
+	 * memo, or make it anew at its new size */
+	if (d->memo && nc.memo_slots == d->conf.memo_slots)
+		pol_memo_clear(d->memo);
+	else if (rdr_memo_make(d, nc.memo_slots) != 0)
+		ec_log_err("reload: decision.memo: out of memory; deciding without it");
 	rdr_conf_fini(&d->conf);
 	d->conf = nc;
-	/* the services' SLAs the memo's entries point at are gone: clear it, or make it anew
-	 * at its new size */
-	if (d->memo && d->memo_slots == d->conf.memo_slots) {
-		pol_memo_clear(d->memo);
-	} else {
-		if (d->memo) {
-			struct pol_memo_stats st;
-
-			pol_memo_stats(d->memo, &st);
-			d->memo_past.hits += st.hits;
-			d->memo_past.misses += st.misses;
-		}
-		pol_memo_free(d->memo);
-		d->memo_slots = d->conf.memo_slots;
-		d->memo = d->memo_slots ? pol_memo_new((size_t)d->memo_slots) : NULL;
-		if (d->memo_slots && !d->memo)
-			ec_log_err("reload: decision.memo: out of memory; deciding without it");
-	}
 	if (rdr_serve_services_bind(d, &d->conf) != 0)
 		ec_log_err("reload: per-service metrics: out of memory; those series stop");
 	ec_log_info("reload: %s: done", path);
@@ -213,10 +217,8 @@ static int rdr_init(struct rdr *d)
 	d->metrics = ec_metrics_new();
 	d->pop = rdr_pop_new(RDR_POP_MAX_ENTRIES);
 	d->tokcache = calloc(RDR_TOKCACHE_SLOTS, sizeof *d->tokcache);
-	d->memo_slots = d->conf.memo_slots;
-	d->memo = d->memo_slots ? pol_memo_new((size_t)d->memo_slots) : NULL;
 	if (!d->base || !d->metrics || !d->pop || !d->tokcache ||
-	    (d->conf.memo_slots && !d->memo) || rdr_serve_metrics_init(d) != 0) {
+	    rdr_memo_make(d, d->conf.memo_slots) != 0 || rdr_serve_metrics_init(d) != 0) {
 		ec_log_err("startup: out of memory");
 		return EC_ENOMEM;
 	}

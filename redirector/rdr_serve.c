@@ -472,6 +472,8 @@ static size_t serve_link(struct rdr *d, const struct rdr_table *t, int32_t alt,
  * Location and never show a redirect's text, so a body would only add bytes to every
  * redirect, and on h2 a DATA frame. is_signed: location (and link) carry tokens, unique
  * and secret, sent never indexed on h2 (EC_HTTP_HDR_SENSITIVE). */
+#define LIT(s) (s), (sizeof(s) - 1) /* a string literal and its length, as two arguments */
+
 static void serve_redirect(struct ec_http_req *req, const char *location, size_t loc_len,
                            int is_signed, const char *dbg_name, size_t dbg_name_len,
                            const char *dbg_value, const char *link, size_t link_len)
@@ -526,20 +528,19 @@ static const struct sockaddr *serve_client_addr(struct rdr *d, const struct ec_h
 	return (const struct sockaddr *)buf;
 }
 
-/* The decision, through the memo when there is one: a memo filled under another table,
- * or before some box's load went down in place, is cleared first (pol_memo.h). */
+/* The decision, through the memo when there is one: a memo filled under another epoch
+ * of the box table (rdr_boxes_epoch) is cleared first. */
 static int serve_choose(struct rdr *d, const struct rdr_table *t, const struct pol_query *q,
                         struct pol_choice *out)
 {
-	uint64_t drops;
+	uint64_t epoch;
 
 	if (!d->memo)
 		return pol_index_choose(t->cand, q, out);
-	drops = rdr_boxes_load_drops(d->boxes);
-	if (t->gen != d->memo_gen || drops != d->memo_drops) {
+	epoch = rdr_boxes_epoch(d->boxes);
+	if (epoch != d->memo_epoch) {
 		pol_memo_clear(d->memo);
-		d->memo_gen = t->gen;
-		d->memo_drops = drops;
+		d->memo_epoch = epoch;
 	}
 	return pol_memo_choose(d->memo, t->cand, q, out);
 }
@@ -621,7 +622,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 		ec_metric_inc(d->m.requests[proto][0]);
 		ec_metric_inc(d->m.svc_requests[svc][0]);
 		rdr_acct_box(&d->acct, sv->name, region);
-		serve_redirect(req, d->loc_buf, loc_len, 1, "Echos-Box", 9, t->rows[choice.box].id,
+		serve_redirect(req, d->loc_buf, loc_len, 1, LIT("Echos-Box"), t->rows[choice.box].id,
 		               d->link_buf, link_len);
 		return;
 	}
@@ -637,7 +638,7 @@ void rdr_serve_on_request(struct ec_http_req *req, void *arg)
 	ec_metric_inc(d->m.svc_requests[svc][1]);
 	ec_metric_inc(d->m.svc_fallbacks[svc][miss]);
 	rdr_acct_origin(&d->acct, miss, sv->name, region);
-	serve_redirect(req, d->loc_buf, loc_len, 0, "Echos-Miss", 10, pol_miss_name(miss), NULL,
+	serve_redirect(req, d->loc_buf, loc_len, 0, LIT("Echos-Miss"), pol_miss_name(miss), NULL,
 	               0);
 }
 

@@ -81,7 +81,7 @@ struct rdr_boxes {
 	int is_down_logged;
 	uint64_t syncs_ok, syncs_failed, malformed, malformed_unlogged;
 	int64_t malformed_next_log_ms;
-	uint64_t load_drops;            /* times some box's charged load went down in place */
+	uint64_t epoch;                 /* rdr_boxes_epoch */
 };
 
 /* ---- parsing ---------------------------------------------------------------------- */
@@ -581,7 +581,7 @@ void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now
 		if (r->charge_slot[k] != 0 && t->boxes[row].charged_bps >= r->charge_bps[k] &&
 		    r->charge_bps[k] != 0) {
 			t->boxes[row].charged_bps -= r->charge_bps[k];
-			b->load_drops++;
+			b->epoch++;
 		}
 		r->charge_slot[k] = slot;
 		r->charge_bps[k] = 0;
@@ -595,16 +595,15 @@ void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now
 static void charge_refresh(struct rdr_boxes *b, int64_t now)
 {
 	struct rdr_table *t = b->cur;
-
-	int is_down = 0;
+	int dropped = 0;
 
 	for (size_t i = 0; i < t->n; i++) {
 		uint64_t c = charge_sum(b, &t->rows[i], t->boxes[i].hb_ms, now);
 
-		is_down |= c < t->boxes[i].charged_bps;
+		dropped |= c < t->boxes[i].charged_bps;
 		t->boxes[i].charged_bps = c;
 	}
-	b->load_drops += is_down;
+	b->epoch += (uint64_t)dropped;
 }
 
 /* ---- locating boxes --------------------------------------------------------------- */
@@ -777,6 +776,7 @@ static void sync_finish(struct boxes_sync *s)
 	/* single-threaded: nobody holds the old table across a return to the loop */
 	table_free(b, b->cur);
 	b->cur = t;
+	b->epoch++;
 read_ok:
 	b->syncs_ok++;
 	if (b->is_down_logged)
@@ -1300,9 +1300,9 @@ uint64_t rdr_boxes_syncs(const struct rdr_boxes *b, int failed)
 	return failed ? b->syncs_failed : b->syncs_ok;
 }
 
-uint64_t rdr_boxes_load_drops(const struct rdr_boxes *b)
+uint64_t rdr_boxes_epoch(const struct rdr_boxes *b)
 {
-	return b->load_drops;
+	return b->epoch;
 }
 
 uint64_t rdr_boxes_malformed(const struct rdr_boxes *b)

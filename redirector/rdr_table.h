@@ -128,9 +128,9 @@ void rdr_boxes_charge(struct rdr_boxes *b, size_t row, uint64_t bps, int64_t now
 double rdr_boxes_age_s(const struct rdr_boxes *b, int64_t now_ms);
 uint64_t rdr_boxes_syncs(const struct rdr_boxes *b, int failed);
 uint64_t rdr_boxes_malformed(const struct rdr_boxes *b);
-/* Counts the times a box's load in the current table went down in place (charges
- * expiring): a decision memo (pol_memo.h) made before such a drop must be cleared. A new
- * table (another gen) is the other reason to clear one. */
-uint64_t rdr_boxes_load_drops(const struct rdr_boxes *b);
+/* Changes whenever the current table is replaced or a box's load in it goes down in
+ * place (charges expiring); in between, loads only rise (charging). A decision memo
+ * (pol_memo.h) filled under another epoch must be cleared. */
+uint64_t rdr_boxes_epoch(const struct rdr_boxes *b);
 
 #endif

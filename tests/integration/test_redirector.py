@@ -532,6 +532,13 @@ def test_bad_config_exits_2_naming_file_and_line(tmp_path):
     assert r.returncode == 2 and f"{bad5}:3: token.expiry_step: expected whole seconds" \
         in r.stderr
 
+    for memo in ("-1", "4194305", "lots"):
+        bad6 = write_conf(tmp_path / "bad6.conf", {"origin.url": ORIGIN,
+                                                   "token.master": MASTER,
+                                                   "decision.memo": memo})
+        r = run([echos_bin("echos-redirector"), "-c", bad6])
+        assert r.returncode == 2 and f"{bad6}:3: decision.memo" in r.stderr, (memo, r.stderr)
+
     r = run([echos_bin("echos-redirector"), "-c", write_conf(tmp_path / "no-origin.conf", {
         "token.master": MASTER})])
     assert r.returncode == 2 and "origin.url" in r.stderr

@@ -16,34 +16,10 @@
 #include "pol_index.h"
 #include "pol_rank.h"
 #include "pol_score.h"
+#include "pol_test.h"
 
 /* Rows start from a healthy default and override a few fields. */
 #pragma GCC diagnostic ignored "-Woverride-init"
-
-#define NOW 50000000
-#define MiB 1000000ULL
-#define LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static unsigned rnd_below(unsigned n)
-{
-	return (unsigned)(rnd() % n);
-}
-
-static double rnd_in(double lo, double hi)
-{
-	return lo + (hi - lo) * (double)(rnd() >> 11) / 9007199254740992.0;
-}
 
 /* Where boxes and clients are: mostly a crowded area (so the GEO class is busy), some
  * anywhere on Earth, a few on the grid's edges (poles, the date line). */
